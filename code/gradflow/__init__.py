@@ -1,0 +1,14 @@
+"""gradflow: the code behind the Gradient Flow course.
+
+    import gradflow
+    gradflow.set_seed(0)
+    model = gradflow.models.mlp(depth=10, width=64, activation="sigmoid", init="xavier")
+    with gradflow.probes.Probe(model) as probe: ...
+"""
+
+from . import activations, data, init, jacobians, models, norms, plots, probes, train, widgets
+from .core import check, default_device, set_seed
+
+__version__ = "0.1.0"
+__all__ = ["activations", "check", "data", "default_device", "init", "jacobians", "models",
+           "norms", "plots", "probes", "set_seed", "train", "widgets"]
