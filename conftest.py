@@ -4,7 +4,8 @@
   progress-bar switch are set here, before any kernel starts.
 - The sanitize file is given as an absolute path (a relative one breaks when pytest runs from
   another folder), and the kernel is the one of this environment.
-- Each notebook's cells are kept together on one xdist worker (they share a kernel).
+- pytest.ini runs two xdist workers with --dist loadfile: a notebook's cells share one kernel,
+  so they must stay on one worker (loadgroup was seen to move a single cell to the other one).
 """
 import os
 import pathlib
@@ -25,9 +26,3 @@ def pytest_configure(config):
     if getattr(config.option, "nbval", False):
         config.option.nbval_sanitize_with = str(ROOT / "tests" / "nbval_sanitize.cfg")
         config.option.nbval_current_env = True
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -108,7 +108,7 @@ def name_of(module: nn.Module) -> str | None:
 def saturation(name: str, z: torch.Tensor, threshold: float = 0.05) -> float:
     """Fraction of entries of ``z`` where the local slope is below ``threshold`` of its maximum.
 
-    For sigmoid that is sigma(z) outside [0.013, 0.987]; for tanh |tanh z| > 0.975; for ReLU
+    For sigmoid that is sigma(z) outside [0.013, 0.987]; for tanh ``|tanh(z)| > 0.975``; for ReLU
     z <= 0 (the unit passes no gradient); for Leaky ReLU z <= 0 as well (it passes only 1%).
 
     Args:

@@ -5,7 +5,8 @@ Every scheme is a plain function ``(weight, gain, **options) -> None`` filling `
 model's Linear and Conv layers in order and calls the scheme on each: that loop is the whole story,
 nothing is hidden in a constructor.
 
-Variances, for a weight of shape (fan_out, fan_in):
+Variances, for a weight of shape (fan_out, fan_in)::
+
     xavier_*      2 / (fan_in + fan_out) * gain^2     (Glorot & Bengio 2010, eq. 12)
     kaiming_*     2 / fan        (fan = fan_in or fan_out; He et al. 2015), times gain^2 / 2 if
                   a gain other than ReLU's sqrt(2) is given
@@ -25,7 +26,7 @@ from torch import nn
 
 
 def fans(weight: torch.Tensor) -> tuple[int, int]:
-    """(fan_in, fan_out) of a Linear (out, in) or Conv (out, in, *kernel) weight."""
+    """(fan_in, fan_out) of a Linear ``(out, in)`` or Conv ``(out, in, *kernel)`` weight."""
     if weight.dim() < 2:
         raise ValueError(f"fan-in/fan-out need a weight with >= 2 dims, got shape {tuple(weight.shape)}")
     receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1

@@ -71,7 +71,7 @@ class MLP(nn.Module):
 def mlp(depth: int, width: int, *, in_features: int = 64, out_features: int = 10,
         activation: str = "relu", init: str = "default", gain: float | None = None,
         norm: str | None = None, residual: bool = False, bias: bool = True,
-        **init_options: float | str) -> MLP:
+        bias_init: float = 0.0, **init_options: float | str) -> MLP:
     """A multilayer perceptron with ``depth`` hidden layers, initialised with a named scheme.
 
     The defaults fit the digits data set (64 inputs, 10 classes).
@@ -87,17 +87,20 @@ def mlp(depth: int, width: int, *, in_features: int = 64, out_features: int = 10
         gain: multiplies the init's std (see ``gradflow.init.init_weight_``).
         norm: None, or one of ``gradflow.norms.NAMES``, placed between Linear and activation.
         residual: add an identity shortcut around hidden layers 2..depth.
-        bias: give the Linear layers a bias (initialised to 0).
+        bias: give the Linear layers a bias.
+        bias_init: the value every bias starts at.
         init_options: passed to the scheme (``std`` for "normal", ``mode`` for kaiming).
     """
     _positive_int("depth", depth)
     _positive_int("width", width)
     _positive_int("in_features", in_features)
     _positive_int("out_features", out_features)
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias is a flag (True/False), got {bias!r}; the starting value is bias_init")
     activations.get(activation)  # validates the name with a helpful message
     if norm is not None:
         norms.get(norm, 1)
     model = MLP(depth, width, in_features=in_features, out_features=out_features,
                 activation=activation, norm=norm, residual=residual, bias=bias)
-    apply_init(model, init, gain=gain, **init_options)
+    apply_init(model, init, gain=gain, bias=bias_init, **init_options)
     return model

@@ -1,4 +1,4 @@
-"""Per-layer statistics of any ``nn.Module``, gathered with hooks, in depth order.
+"""Per-layer statistics of any ``nn.Module``, gathered with hooks, in depth order. Usage::
 
     with Probe(model) as probe:
         loss = loss_fn(model(x), y)
@@ -6,14 +6,17 @@
     probe.column("preact_grad_rms")   # one number per layer, input side first
 
 A *layer* is a module with a weight of two or more dimensions (Linear, Conv): the places where
-gradients are multiplied by a weight matrix. For each one the probe records
+gradients are multiplied by a weight matrix. For each one the probe records::
+
     weight_grad_norm      ||dL/dW||_F  (raw, before any clipping: taken by a parameter hook)
     weight_grad_mean_abs  mean |dL/dW| (the diagnostic most tutorials print)
     preact_grad_rms       RMS of dL/dz over batch and units, z = the layer's output
     preact_grad_norm      ||dL/dz||_F over the batch
-    act_mean, act_std     of the activation that follows the layer (or of z, if none does)
+    act_mean, act_std     of the activation that follows the layer (or of z, if none does);
+                          population std over batch and units
     saturation            fraction of units whose local slope is < 5% of the activation's maximum
                           (NaN when no known activation follows, e.g. the output layer)
+
 Depth order is the order in which layers run in the first forward pass, not the order in which
 they were registered. All hooks are removed on exit, even after an exception.
 """
@@ -119,7 +122,7 @@ class Probe:
             slot = self._slot(i)
             if self.track_activations:
                 z = out.detach()
-                slot["act_mean"], slot["act_std"] = z.mean(), z.std()
+                slot["act_mean"], slot["act_std"] = z.mean(), z.std(correction=0)
                 slot.pop("saturation", None)
             if out.requires_grad:
                 out.register_hook(self._preact_hook(i))
@@ -132,7 +135,7 @@ class Probe:
         self._current = None  # only the first activation after a layer belongs to it
         slot = self._slot(i)
         y = out.detach()
-        slot["act_mean"], slot["act_std"] = y.mean(), y.std()
+        slot["act_mean"], slot["act_std"] = y.mean(), y.std(correction=0)
         name = activations.name_of(module)
         z = inputs[0].detach()
         slope = activations.derivative(name, z)

@@ -1,4 +1,4 @@
-"""A small, seeded, device-agnostic training loop that keeps what the course needs to look at.
+"""A small, seeded, device-agnostic training loop that keeps what the course needs to look at::
 
     history = fit(model, gradflow.data.digits(), steps=1000, lr=0.1)
     history.loss[-1], history.test_acc[-1], history.grad_norms  # (steps, layers)
@@ -107,7 +107,7 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
         weight_decay: L2 penalty passed to the optimizer.
         batch_size: examples per step (>= 1); batches come from a seeded shuffle per epoch.
         loss: "cross_entropy", "mse", or a loss module.
-        clip_norm: if set, rescale the whole gradient to at most this norm (clip_grad_norm_).
+        clip_norm: if set, rescale the whole gradient to at most this norm (``clip_grad_norm_``).
         clip_value: if set, clamp every gradient entry to [-clip_value, clip_value].
         seed: seeds the batch order (model init is the caller's, see ``gradflow.set_seed``).
         eval_every: evaluate train/test loss and accuracy every this many steps and at the end.

@@ -17,8 +17,30 @@ from .plots import layer_profile
 from .probes import measure
 
 
+def gradient_profile(depth: int, activation: str, init: str, gain: float = 1.0, *,
+                     width: int = 64, seed: int = 0) -> list[float]:
+    """RMS of dL/dz at each hidden layer (input side first) of a fresh ``mlp`` at initialisation,
+    on one batch of 128 random inputs with random labels (10 classes): the numbers behind
+    ``draw_gradient_flow``.
+
+    Args:
+        depth: hidden layers.
+        activation: an activation name.
+        init: an init scheme name.
+        gain: multiplies the init's std.
+        width: units per hidden layer (also the input width).
+        seed: seeds the weights and the batch.
+    """
+    torch.manual_seed(seed)
+    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
+                init=init, gain=gain).to("cpu")
+    x, y = random_classification(128, width, 10, seed=seed)
+    return [s.preact_grad_rms for s in measure(model, x, y)][:-1]  # hidden layers only
+
+
 def draw_gradient_flow(depth: int = 10, activation: str = "sigmoid", init: str = "xavier_normal",
-                       gain: float = 1.0, width: int = 64, seed: int = 0) -> plt.Axes:
+                       gain: float = 1.0, width: int = 64, seed: int = 0,
+                       ax: plt.Axes | None = None) -> plt.Axes:
     """Per-layer RMS of the pre-activation gradient dL/dz of a fresh MLP on one random batch.
 
     Args:
@@ -28,15 +50,13 @@ def draw_gradient_flow(depth: int = 10, activation: str = "sigmoid", init: str =
         gain: multiplies the init's std.
         width: units per hidden layer.
         seed: seeds the weights and the batch.
+        ax: draw into these axes (several calls overlay their lines); a new figure if None.
     """
-    torch.manual_seed(seed)
-    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
-                init=init, gain=gain).to("cpu")
-    x, y = random_classification(128, width, 10, seed=seed)
-    rms = [s.preact_grad_rms for s in measure(model, x, y)][:-1]  # hidden layers only
+    rms = gradient_profile(depth, activation, init, gain, width=width, seed=seed)
     title = (f"{activation}, {init}, gain {gain:g}: layer 1 gets {rms[0] / rms[-1]:.1e} "
              f"of layer {depth}'s gradient")
-    return layer_profile({activation: rms}, ylabel="RMS of dL/dz", title=title)
+    return layer_profile({f"gain {gain:g}, {activation}, {init}": rms}, ax=ax,
+                         ylabel="RMS of dL/dz", title=title)
 
 
 def explore(draw: Callable[..., object], **controls: object):
