@@ -92,3 +92,10 @@ def test_import_code_is_still_the_standard_library():
     out = subprocess.run([sys.executable, "-c", "import code, gradflow; print(code.__file__)"],
                          cwd=ROOT / "chapters", capture_output=True, text=True, check=True).stdout
     assert "/lib/python" in out and "/code/" not in out.replace("/code.py", "")
+
+
+def test_no_gradflow_module_shadows_the_standard_library():
+    # A module named like a stdlib one (signal.py, code/...) breaks `import torch` for anyone whose
+    # working directory is code/gradflow: Python would import ours instead of the standard one.
+    ours = {p.stem for p in (ROOT / "code" / "gradflow").glob("*.py")} - {"__init__"}
+    assert not ours & set(sys.stdlib_module_names), sorted(ours & set(sys.stdlib_module_names))

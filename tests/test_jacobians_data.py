@@ -43,3 +43,10 @@ def test_synthetic_tasks():
     assert ds.X_train.shape == (75, 8) and ds.y_test.shape == (25, 1)
     with pytest.raises(ValueError):
         data.random_classification(4, 8, classes=1)
+
+
+def test_gradient_profile_uses_the_schemes_own_gain_by_default():
+    from gradflow import widgets
+    he = widgets.gradient_profile(6, "relu", "kaiming_normal", seed=0)
+    explicit = widgets.gradient_profile(6, "relu", "kaiming_normal", 2 ** 0.5, seed=0)
+    assert he == explicit  # not LeCun's gain 1

@@ -6,9 +6,10 @@
     with gradflow.probes.Probe(model) as probe: ...
 """
 
-from . import activations, data, init, jacobians, models, norms, plots, probes, train, widgets
+from . import (activations, data, diagnose, init, jacobians, models, norms, plots, probes,
+               propagation, train, widgets)
 from .core import check, default_device, set_seed
 
 __version__ = "0.1.0"
-__all__ = ["activations", "check", "data", "default_device", "init", "jacobians", "models",
-           "norms", "plots", "probes", "set_seed", "train", "widgets"]
+__all__ = ["activations", "check", "data", "default_device", "diagnose", "init", "jacobians",
+           "models", "norms", "plots", "probes", "propagation", "set_seed", "train", "widgets"]

@@ -94,3 +94,101 @@ def grid(ncols: int, nrows: int = 1, *, width: float = 3.6, height: float = 3.2,
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), sharey=sharey,
                              squeeze=False)
     return fig, axes.ravel()
+
+
+def activation_histograms(layers: Mapping[str, Sequence[object]], *, bins: int = 40,
+                          value_range: tuple[float, float] | None = None,
+                          axes: Sequence[plt.Axes] | None = None,
+                          xlabel: str = "activation value") -> np.ndarray:
+    """One panel per layer (input side first), each overlaying the histograms of several states
+    of the network (e.g. "at init" and "after training"), as densities on shared bins.
+
+    Args:
+        layers: label -> per-layer values (tensors or arrays, any shape; flattened). Every label
+            must give the same number of layers. The first label is drawn in grey, the others in
+            colour.
+        bins: number of bins per panel.
+        value_range: (low, high) of the bins; default the range of all values.
+        axes: one axes per layer to draw on; a new row of panels if None.
+        xlabel: label of every panel's x-axis.
+
+    Returns:
+        the axes, one per layer.
+    """
+    if not layers:
+        raise ValueError("activation_histograms needs at least one label -> per-layer values")
+    counts = {label: len(values) for label, values in layers.items()}
+    n = next(iter(counts.values()))
+    if n == 0 or any(c != n for c in counts.values()):
+        raise ValueError(f"every label needs the same, non-zero number of layers, got {counts}")
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    flat = {label: [np.asarray(getattr(v, "cpu", lambda: v)(), dtype=float).ravel() for v in values]
+            for label, values in layers.items()}
+    if value_range is None:
+        everything = np.concatenate([a for arrays in flat.values() for a in arrays])
+        value_range = (float(everything.min()), float(everything.max()))
+        if value_range[0] == value_range[1]:
+            value_range = (value_range[0] - 0.5, value_range[1] + 0.5)
+    if axes is None:
+        _, axes = grid(n, width=2.4, height=2.4, sharey=False)
+    if len(axes) != n:
+        raise ValueError(f"need {n} axes (one per layer), got {len(axes)}")
+    use_style()
+    palette = ["#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
+    for i, ax in enumerate(axes):
+        for j, (label, arrays) in enumerate(flat.items()):
+            ax.hist(arrays[i], bins=bins, range=value_range, density=True, histtype="stepfilled",
+                    alpha=0.45, color=palette[j % len(palette)], label=label)
+        ax.set_title(f"layer {i + 1}")
+        ax.set_xlabel(xlabel)
+        ax.set_yticks([])
+    axes[0].set_ylabel("density")
+    if len(flat) > 1:
+        axes[0].legend()
+    return np.asarray(axes)
+
+
+def activation_curves(names: Sequence[str], *, z_range: tuple[float, float] = (-4.0, 4.0),
+                      points: int = 801, axes: Sequence[plt.Axes] | None = None) -> np.ndarray:
+    """Two panels side by side: each activation phi(z) (left) and its analytic derivative
+    phi'(z) (right), from ``gradflow.activations``, in the course colours.
+
+    Args:
+        names: activation names (see ``gradflow.activations.NAMES``).
+        z_range: (low, high) of the pre-activation axis.
+        points: grid points.
+        axes: two axes to draw on; a new figure if None.
+
+    Returns:
+        the two axes.
+    """
+    import torch
+
+    from . import activations
+
+    if not names:
+        raise ValueError("activation_curves needs at least one activation name")
+    if not z_range[0] < z_range[1]:
+        raise ValueError(f"z_range must be (low, high) with low < high, got {z_range}")
+    if axes is None:
+        _, axes = grid(2, width=4.2, height=3.4)
+    if len(axes) != 2:
+        raise ValueError(f"need 2 axes (curves, derivatives), got {len(axes)}")
+    use_style()
+    z = torch.linspace(z_range[0], z_range[1], points)
+    for name in names:
+        with torch.no_grad():
+            y = activations.get(name)(z)
+        slope = activations.derivative(name, z)
+        color = COLORS.get(name)
+        axes[0].plot(z.numpy(), y.numpy(), label=name, color=color)
+        axes[1].plot(z.numpy(), slope.numpy(), label=name, color=color)
+    axes[0].set_xlabel("pre-activation z")
+    axes[0].set_ylabel("phi(z)")
+    axes[0].set_title("activation")
+    axes[1].set_xlabel("pre-activation z")
+    axes[1].set_ylabel("phi'(z)")
+    axes[1].set_title("derivative (the factor in the backward pass)")
+    axes[0].legend()
+    return np.asarray(axes)

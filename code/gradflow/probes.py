@@ -23,6 +23,7 @@ they were registered. All hooks are removed on exit, even after an exception.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterable
@@ -49,6 +50,21 @@ class LayerStats:
     saturation: float = math.nan
 
 
+# Local slopes computed from an activation's output y (bit for bit what activations.derivative
+# gives from its input, without evaluating the activation again): the probe's per-step saturation.
+_SLOPE_FROM_OUTPUT = {
+    "sigmoid": lambda y: y * (1.0 - y),
+    "tanh": lambda y: 1.0 - y ** 2,
+    "relu": lambda y: (y > 0).to(y.dtype),
+}
+
+
+def _saturation(name: str, y: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+    """Fraction of units whose local slope is < 5% of the activation's maximum (from y if z is None)."""
+    slope = _SLOPE_FROM_OUTPUT[name](y) if z is None else activations.derivative(name, z)
+    return torch.mean(slope < 0.05 * activations.MAX_DERIVATIVE[name], dtype=torch.float32)
+
+
 def layers_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, module) of every module owning a weight with >= 2 dims, in registration order."""
     out = []
@@ -65,6 +81,10 @@ class Probe:
     Args:
         model: any module with at least one Linear/Conv-like layer.
         activations: also record activation statistics and saturation (a little slower).
+
+    During a pass the hooks only keep copies of what they need (activations, gradients); the
+    statistics are computed when first read (``stats``, ``column``, ``table``), so a probe attached
+    to every step of a training loop adds little to it.
     """
 
     def __init__(self, model: nn.Module, *, activations: bool = True):
@@ -79,6 +99,7 @@ class Probe:
         self._order: list[int] | None = None  # execution order of layer indices
         self._seen: list[int] = []
         self._current: int | None = None  # the layer whose activation comes next
+        self._followed: set[int] = set()  # layers an activation followed in the first pass
         self._raw: dict[int, dict[str, torch.Tensor]] = {}
 
     # -- context manager ------------------------------------------------------------------
@@ -120,9 +141,11 @@ class Probe:
             if not isinstance(out, torch.Tensor):
                 return  # e.g. an LSTM returns a tuple: weight gradients only
             slot = self._slot(i)
-            if self.track_activations:
-                z = out.detach()
-                slot["act_mean"], slot["act_std"] = z.mean(), z.std(correction=0)
+            # z's statistics are kept only for a layer no activation follows (once the first pass
+            # has shown which ones do): the activation's hook would overwrite them.
+            if self.track_activations and not (self._order is not None and i in self._followed):
+                z = out.detach().clone()  # reduced when read (see stats)
+                slot["act_mean"], slot["act_std"] = z.mean, functools.partial(z.std, correction=0)
                 slot.pop("saturation", None)
             if out.requires_grad:
                 out.register_hook(self._preact_hook(i))
@@ -133,13 +156,18 @@ class Probe:
         if i is None or not isinstance(out, torch.Tensor):
             return
         self._current = None  # only the first activation after a layer belongs to it
+        if self._order is None:
+            self._followed.add(i)
         slot = self._slot(i)
-        y = out.detach()
-        slot["act_mean"], slot["act_std"] = y.mean(), y.std(correction=0)
         name = activations.name_of(module)
-        z = inputs[0].detach()
-        slope = activations.derivative(name, z)
-        slot["saturation"] = (slope < 0.05 * activations.MAX_DERIVATIVE[name]).float().mean()
+        # Reduced when read (see stats). Sigmoid, tanh and ReLU keep their output for the backward
+        # pass, and autograd refuses to run it if that output was changed in place: a reference is
+        # as safe as a copy there. Other activations' outputs and inputs are copied.
+        from_output = name in _SLOPE_FROM_OUTPUT
+        y = out.detach() if from_output else out.detach().clone()
+        slot["act_mean"], slot["act_std"] = y.mean, functools.partial(y.std, correction=0)
+        z = None if from_output else inputs[0].detach().clone()
+        slot["saturation"] = functools.partial(_saturation, name, y, z)
 
     def _preact_hook(self, i: int):
         def hook(grad: torch.Tensor) -> None:
@@ -147,15 +175,15 @@ class Probe:
             norm = g.norm()
             slot = self._slot(i)
             slot["preact_grad_norm"] = norm
-            slot["preact_grad_rms"] = norm / math.sqrt(g.numel())
+            slot["preact_grad_rms"] = functools.partial(torch.div, norm, math.sqrt(g.numel()))
         return hook
 
     def _weight_hook(self, i: int):
         def hook(grad: torch.Tensor) -> None:
-            g = grad.detach()
+            g = grad.detach().clone()  # a copy: later clipping or accumulation must not change it
             slot = self._slot(i)
-            slot["weight_grad_norm"] = g.norm()
-            slot["weight_grad_mean_abs"] = g.abs().mean()
+            slot["weight_grad_norm"] = g.norm
+            slot["weight_grad_mean_abs"] = lambda: g.abs().mean()
         return hook
 
     # -- results --------------------------------------------------------------------------
@@ -179,6 +207,9 @@ class Probe:
         out = []
         for i in self.order:
             raw = self._raw.get(i, {})
+            for key, value in raw.items():
+                if callable(value):  # computed on first read, then kept
+                    raw[key] = value()
             values = {k: float(v) for k, v in raw.items()}
             out.append(LayerStats(name=self._layers[i][0], **values))
         return out
@@ -284,3 +315,31 @@ def update_ratios(model: nn.Module, before: dict[str, torch.Tensor]) -> dict[str
         w = current[name].weight.detach()
         out[name] = ((w - w0).norm() / w0.norm().clamp_min(1e-12)).item()
     return out
+
+
+@torch.no_grad()
+def dead_fraction_per_batch(model: nn.Module, x: torch.Tensor, batch_size: int, *,
+                            n_batches: int = 20, seed: int = 0) -> list[float]:
+    """The shortcut count of dead units: a unit is called dead if its slope is zero for every
+    example of *one batch*. Per activation module (depth order), the average of that fraction over
+    ``n_batches`` random batches. It overstates death: a unit silent on 64 examples may fire on
+    the 65th. Compare with ``dead_fraction`` (the whole data set), which it can only exceed.
+
+    Args:
+        model: any module with activation modules from ``gradflow.activations``.
+        x: the data set, shape (n, ...).
+        batch_size: examples per batch (1 to n).
+        n_batches: how many random batches to average over (>= 1).
+        seed: seed of a private generator that draws the batches.
+    """
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= len(x):
+        raise ValueError(f"batch_size must be an int between 1 and {len(x)}, got {batch_size!r}")
+    if not isinstance(n_batches, int) or n_batches < 1:
+        raise ValueError(f"n_batches must be an int >= 1, got {n_batches!r}")
+    gen = torch.Generator().manual_seed(seed)
+    totals: list[float] | None = None
+    for _ in range(n_batches):
+        idx = torch.randperm(len(x), generator=gen)[:batch_size].to(x.device)
+        fractions = dead_fraction(model, x[idx], batch_size=batch_size)
+        totals = fractions if totals is None else [a + b for a, b in zip(totals, fractions)]
+    return [t / n_batches for t in totals]
