@@ -172,7 +172,7 @@ class Probe:
     def _preact_hook(self, i: int):
         def hook(grad: torch.Tensor) -> None:
             g = grad.detach()
-            norm = g.norm()
+            norm = torch.linalg.vector_norm(g)  # what g.norm() computes, without its Python wrapper
             slot = self._slot(i)
             slot["preact_grad_norm"] = norm
             slot["preact_grad_rms"] = functools.partial(torch.div, norm, math.sqrt(g.numel()))
@@ -182,7 +182,7 @@ class Probe:
         def hook(grad: torch.Tensor) -> None:
             g = grad.detach().clone()  # a copy: later clipping or accumulation must not change it
             slot = self._slot(i)
-            slot["weight_grad_norm"] = g.norm
+            slot["weight_grad_norm"] = functools.partial(torch.linalg.vector_norm, g)
             slot["weight_grad_mean_abs"] = lambda: g.abs().mean()
         return hook
 
