@@ -41,6 +41,25 @@ def _axes(ax: plt.Axes | None, figsize: tuple[float, float] | None = None) -> pl
     return ax
 
 
+def _color(label: str) -> str | None:
+    """The course colour of a label whose first word names an activation ("relu + He" -> ReLU's)."""
+    words = label.split()
+    return COLORS.get(words[0]) if words else None
+
+
+def _finish(ax: plt.Axes, xlabel: str, ylabel: str, title: str | None, logy: bool, *,
+            legend: bool) -> plt.Axes:
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend()
+    return ax
+
+
 def layer_profile(series: Mapping[str, Sequence[float]], *, ax: plt.Axes | None = None,
                   ylabel: str = "gradient norm", title: str | None = None,
                   xlabel: str = "layer (1 = input side)", logy: bool = True) -> plt.Axes:
@@ -55,17 +74,8 @@ def layer_profile(series: Mapping[str, Sequence[float]], *, ax: plt.Axes | None 
     ax = _axes(ax)
     for label, values in series.items():
         values = np.asarray(values, dtype=float)
-        color = next((c for k, c in COLORS.items() if label.split()[0] == k), None)
-        ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=label, color=color)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    if len(series) > 1:
-        ax.legend()
-    return ax
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=label, color=_color(label))
+    return _finish(ax, xlabel, ylabel, title, logy, legend=len(series) > 1)
 
 
 def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
@@ -74,17 +84,8 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
     """Curves over training: label -> (x, y)."""
     ax = _axes(ax)
     for label, (x, y) in series.items():
-        color = next((c for k, c in COLORS.items() if label.split()[0] == k), None)
-        ax.plot(x, y, label=label, color=color)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    if len(series) > 1:
-        ax.legend()
-    return ax
+        ax.plot(x, y, label=label, color=_color(label))
+    return _finish(ax, xlabel, ylabel, title, logy, legend=len(series) > 1)
 
 
 def grid(ncols: int, nrows: int = 1, *, width: float = 3.6, height: float = 3.2,
