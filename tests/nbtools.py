@@ -31,14 +31,15 @@ def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return cells[0]
 
 
-def execute(path: str | pathlib.Path, *, seed: int | None = None,
-            timeout: int = 600) -> tuple[nbformat.NotebookNode, float]:
+def execute(path: str | pathlib.Path, *, seed: int | None = None, timeout: int = 600,
+            cwd: str | pathlib.Path | None = None) -> tuple[nbformat.NotebookNode, float]:
     """Run a notebook top to bottom in a fresh kernel; return it (with outputs) and the seconds.
 
     Args:
         path: the .ipynb file.
         seed: if given, the ``parameters`` cell becomes ``SEED = seed`` before running.
         timeout: per-cell limit in seconds.
+        cwd: the kernel's working directory (default: the notebook's folder, as nbval does).
 
     Raises:
         nbclient.exceptions.CellExecutionError: a cell failed (e.g. a check's AssertionError).
@@ -49,7 +50,8 @@ def execute(path: str | pathlib.Path, *, seed: int | None = None,
         parameters_cell(nb).source = f"SEED = {seed}"
     os.environ.update(ENV)  # the kernel inherits this process's environment
     km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
-    client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
+    folder = pathlib.Path(cwd).resolve() if cwd is not None else path.parent
+    client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(folder)}})
     start = time.perf_counter()
     client.execute()
     return nb, time.perf_counter() - start

@@ -2,7 +2,6 @@
 import json
 import pathlib
 import re
-import subprocess
 import sys
 
 import pytest
@@ -87,11 +86,20 @@ def test_seed_lives_in_a_parameters_cell(path):
     assert len(params) == 1 and re.fullmatch(r"SEED = \d+", "".join(params[0]["source"]).strip().split("\n")[0])
 
 
-def test_import_code_is_still_the_standard_library():
-    # The package folder is called code/; it must never shadow `import code` (IPython uses it).
-    out = subprocess.run([sys.executable, "-c", "import code, gradflow; print(code.__file__)"],
-                         cwd=ROOT / "chapters", capture_output=True, text=True, check=True).stdout
-    assert "/lib/python" in out and "/code/" not in out.replace("/code.py", "")
+@pytest.mark.parametrize("folder", ["chapters", "."])
+def test_import_code_is_still_the_standard_library_in_a_kernel(folder, tmp_path):
+    # The package folder is called code/; it must never shadow `import code`, which IPython uses.
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from nbtools import execute
+
+    nb_path = tmp_path / "probe.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("import code, gradflow\nprint(code.__file__)")]),
+                   nb_path)
+    nb, _ = execute(nb_path, cwd=ROOT / folder)
+    printed = nb.cells[0].outputs[0]["text"].strip()
+    assert printed.endswith("/code.py") and "/lib/python" in printed, printed
 
 
 def test_no_gradflow_module_shadows_the_standard_library():

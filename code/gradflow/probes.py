@@ -101,6 +101,9 @@ class Probe:
         self._current: int | None = None  # the layer whose activation comes next
         self._followed: set[int] = set()  # layers an activation followed in the first pass
         self._raw: dict[int, dict[str, torch.Tensor]] = {}
+        # built once, not per step: a training step then only pays for the hooks' bodies
+        self._preact_hooks = [self._preact_hook(i) for i in range(len(self._layers))]
+        self._act_names: dict[int, str] = {}
 
     # -- context manager ------------------------------------------------------------------
     def __enter__(self) -> "Probe":
@@ -110,7 +113,9 @@ class Probe:
             self._handles.append(module.weight.register_hook(self._weight_hook(i)))
         if self.track_activations:
             for module in self.model.modules():
-                if id(module) not in index_of and activations.name_of(module) is not None:
+                name = activations.name_of(module)
+                if id(module) not in index_of and name is not None:
+                    self._act_names[id(module)] = name
                     self._handles.append(module.register_forward_hook(self._act_hook))
         self._handles.append(self.model.register_forward_pre_hook(self._start_pass))
         return self
@@ -148,7 +153,7 @@ class Probe:
                 slot["act_mean"], slot["act_std"] = z.mean, functools.partial(z.std, correction=0)
                 slot.pop("saturation", None)
             if out.requires_grad:
-                out.register_hook(self._preact_hook(i))
+                out.register_hook(self._preact_hooks[i])
         return hook
 
     def _act_hook(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
@@ -159,7 +164,7 @@ class Probe:
         if self._order is None:
             self._followed.add(i)
         slot = self._slot(i)
-        name = activations.name_of(module)
+        name = self._act_names[id(module)]
         # Reduced when read (see stats). Sigmoid, tanh and ReLU keep their output for the backward
         # pass, and autograd refuses to run it if that output was changed in place: a reference is
         # as safe as a copy there. Other activations' outputs and inputs are copied.
