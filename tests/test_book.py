@@ -72,6 +72,16 @@ def test_chapter_has_figures_checks_and_exercises(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_live_widgets_are_hidden_from_the_book_and_from_nbval(path):
+    # A widget's stored text fallback reads "interactive(children=...)": the static book would show
+    # it, and its model id changes every run. The static figure above it is what readers see.
+    for cell in _code_cells(_nb(path)):
+        if any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.get("outputs", [])):
+            tags = cell["metadata"].get("tags", [])
+            assert "remove-output" in tags and "nbval-ignore-output" in tags, "".join(cell["source"])[:80]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_first_code_cell_is_the_colab_setup(path):
     first = _code_cells(_nb(path))[0]
     assert "".join(first["source"]) == setup_cell_source(), (
