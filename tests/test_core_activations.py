@@ -1,5 +1,4 @@
 """gradflow.core and gradflow.activations against analytic values and autograd."""
-import math
 
 import pytest
 import torch

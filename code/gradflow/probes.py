@@ -225,10 +225,6 @@ class Probe:
             raise ValueError(f"unknown statistic {stat!r}; valid: {', '.join(STAT_NAMES)}")
         return [getattr(s, stat) for s in self.stats()]
 
-    def reset(self) -> None:
-        """Forget recorded values (keep the hooks and the depth order)."""
-        self._raw.clear()
-
     def table(self, stats: Iterable[str] = ("weight_grad_norm", "preact_grad_rms", "act_mean",
                                              "act_std", "saturation")) -> str:
         """A fixed-width text table of the latest statistics (3 significant digits)."""

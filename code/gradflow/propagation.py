@@ -145,10 +145,36 @@ def forward_rms(model: MLP, x: torch.Tensor) -> list[float]:
     return out
 
 
+def gradient_profile(depth: int, activation: str, init: str, gain: float | None = None, *,
+                     width: int = 64, batch: int = 128, seed: int = 0,
+                     double: bool = False) -> list[float]:
+    """RMS of dL/dz at each hidden layer (input side first) of a fresh ``mlp`` at initialisation,
+    on one batch of random inputs with random labels (10 classes).
+
+    Args:
+        depth: hidden layers.
+        activation: an activation name.
+        init: an init scheme name.
+        gain: multiplies the init's std; None = the scheme's own (sqrt 2 for kaiming, else 1).
+        width: units per hidden layer (also the input width).
+        batch: examples in the batch.
+        seed: seeds the weights and the batch.
+        double: compute in float64 (ratios below ~1e-30 underflow float32).
+    """
+    torch.manual_seed(seed)
+    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
+                init=init, gain=gain).to("cpu")
+    x, y = random_classification(batch, width, 10, seed=seed)
+    if double:
+        model, x = model.double(), x.double()
+    return [s.preact_grad_rms for s in measure(model, x, y, activations=False)][:depth]
+
+
 def gradient_ratio(depth: int, activation: str, sigma_w: float, *, width: int = 32,
                    batch: int = 32, seed: int = 0) -> float:
     """log10 of RMS(dL/dz) at hidden layer 1 over hidden layer ``depth`` for a fresh MLP with
-    weights N(0, sigma_w^2 / fan_in) ("lecun" with gain sigma_w), zero biases, on one random batch.
+    weights N(0, sigma_w^2 / fan_in) ("lecun" with gain sigma_w), zero biases, on one random batch,
+    in float64 (ratios reach 1e-30).
 
     Args:
         depth: hidden layers (>= 2).
@@ -162,11 +188,8 @@ def gradient_ratio(depth: int, activation: str, sigma_w: float, *, width: int = 
         raise ValueError(f"a first/last ratio needs depth >= 2, got {depth}")
     if not sigma_w > 0:
         raise ValueError(f"sigma_w must be > 0, got {sigma_w}")
-    torch.manual_seed(seed)
-    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
-                init="lecun", gain=sigma_w).to("cpu").double()  # float64: ratios reach 1e-30
-    x, y = random_classification(batch, width, 10, seed=seed)
-    rms = [s.preact_grad_rms for s in measure(model, x.double(), y, activations=False)][:depth]
+    rms = gradient_profile(depth, activation, "lecun", sigma_w, width=width, batch=batch,
+                           seed=seed, double=True)
     return math.log10(rms[0]) - math.log10(rms[-1])
 
 

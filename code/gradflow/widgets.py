@@ -10,32 +10,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from . import activations
-from .data import random_classification
 from .init import SCHEMES
-from .models import mlp
 from .plots import layer_profile
-from .probes import measure
-
-
-def gradient_profile(depth: int, activation: str, init: str, gain: float | None = None, *,
-                     width: int = 64, seed: int = 0) -> list[float]:
-    """RMS of dL/dz at each hidden layer (input side first) of a fresh ``mlp`` at initialisation,
-    on one batch of 128 random inputs with random labels (10 classes): the numbers behind
-    ``draw_gradient_flow``.
-
-    Args:
-        depth: hidden layers.
-        activation: an activation name.
-        init: an init scheme name.
-        gain: multiplies the init's std; None = the scheme's own (sqrt 2 for kaiming, else 1).
-        width: units per hidden layer (also the input width).
-        seed: seeds the weights and the batch.
-    """
-    torch.manual_seed(seed)
-    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
-                init=init, gain=gain).to("cpu")
-    x, y = random_classification(128, width, 10, seed=seed)
-    return [s.preact_grad_rms for s in measure(model, x, y)][:-1]  # hidden layers only
+from .propagation import gradient_profile
 
 
 def draw_gradient_flow(depth: int = 10, activation: str = "sigmoid", init: str = "xavier_normal",
