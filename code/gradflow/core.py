@@ -34,6 +34,38 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter or buffer (the CPU for a model that has none).
+
+    Args:
+        model: any ``nn.Module``.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def to_model_device(model: torch.nn.Module, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Move ``tensors`` to the device ``model`` lives on, so that one call works on CPU and GPU.
+
+    Every ``gradflow`` function that runs a model on data calls this first (Colab's GPU runtime:
+    ``train.fit`` leaves the model on the GPU, the data sets live on the CPU).
+
+    Args:
+        model: the model that will consume the tensors.
+        tensors: tensors to move (returned in the same order, as a tuple).
+    """
+    device = model_device(model)
+    for i, t in enumerate(tensors):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"tensors[{i}] must be a torch.Tensor, got {type(t).__name__}")
+    return tuple(t.to(device) for t in tensors)
+
+
 def check(condition: bool, message: str) -> None:
     """Assert a claim of the course and print it as one line starting with ``✓``.
 
