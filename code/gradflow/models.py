@@ -9,14 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import activations, norms
+from . import _args, activations, norms
 from .init import apply_init
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return _args.integer(name, value, minimum=minimum)  # NumPy integers from a sweep are fine
 
 
 class Dense(nn.Module):
@@ -91,14 +89,20 @@ def mlp(depth: int, width: int, *, in_features: int = 64, out_features: int = 10
         bias_init: the value every bias starts at.
         init_options: passed to the scheme (``std`` for "normal", ``mode`` for kaiming).
     """
-    _positive_int("depth", depth)
-    _positive_int("width", width)
-    _positive_int("in_features", in_features)
-    _positive_int("out_features", out_features)
+    depth = _positive_int("depth", depth)
+    width = _positive_int("width", width)
+    in_features = _positive_int("in_features", in_features)
+    out_features = _positive_int("out_features", out_features)
     if not isinstance(bias, bool):
-        raise TypeError(f"bias is a flag (True/False), got {bias!r}; the starting value is bias_init")
+        raise _args.ArgumentTypeError(f"bias is a flag (True/False), got {bias!r}; the starting value is bias_init")
+    residual = _args.flag("residual", residual)
+    bias_init = _args.real("bias_init", bias_init)
+    if gain is not None:
+        gain = _args.real("gain", gain, positive=True)
     activations.get(activation)  # validates the name with a helpful message
     if norm is not None:
+        if not isinstance(norm, str):
+            raise _args.ArgumentTypeError(f"norm must be None or a name (str), got {type(norm).__name__} {norm!r}")
         norms.get(norm, 1)
     model = MLP(depth, width, in_features=in_features, out_features=out_features,
                 activation=activation, norm=norm, residual=residual, bias=bias)

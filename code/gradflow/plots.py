@@ -7,6 +7,8 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import _args
+
 STYLE = {
     "figure.figsize": (7.0, 3.6),
     "figure.dpi": 100,
@@ -71,6 +73,7 @@ def layer_profile(series: Mapping[str, Sequence[float]], *, ax: plt.Axes | None 
         ylabel, title, xlabel: text.
         logy: log-scale the y-axis (the natural scale for products).
     """
+    _check_series("series", series)
     ax = _axes(ax)
     for label, values in series.items():
         values = np.asarray(values, dtype=float)
@@ -81,7 +84,18 @@ def layer_profile(series: Mapping[str, Sequence[float]], *, ax: plt.Axes | None 
 def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
            ax: plt.Axes | None = None, xlabel: str = "step", ylabel: str = "loss",
            title: str | None = None, logy: bool = False) -> plt.Axes:
-    """Curves over training: label -> (x, y)."""
+    """Curves over training: label -> (x, y).
+
+    Args:
+        series: label -> (x values, y values) of equal length.
+        ax: axes to draw on; a new figure if None.
+        xlabel, ylabel, title: text.
+        logy: log-scale the y-axis.
+    """
+    _check_series("series", series)
+    for label, pair in series.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2 or len(pair[0]) != len(pair[1]):
+            raise ValueError(f"series[{label!r}] must be a pair (x, y) of equal lengths")
     ax = _axes(ax)
     for label, (x, y) in series.items():
         ax.plot(x, y, label=label, color=_color(label))
@@ -90,7 +104,17 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
 
 def grid(ncols: int, nrows: int = 1, *, width: float = 3.6, height: float = 3.2,
          sharey: bool = False) -> tuple[plt.Figure, np.ndarray]:
-    """A figure with ncols x nrows axes in the course style; returns (fig, flat array of axes)."""
+    """A figure with ncols x nrows axes in the course style; returns (fig, flat array of axes).
+
+    Args:
+        ncols, nrows: panels across and down (>= 1).
+        width, height: size of one panel in inches (> 0).
+        sharey: share the y-axis between panels.
+    """
+    ncols = _args.integer("ncols", ncols, minimum=1, maximum=50)
+    nrows = _args.integer("nrows", nrows, minimum=1, maximum=50)
+    width = _args.real("width", width, positive=True)
+    height = _args.real("height", height, positive=True)
     use_style()
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), sharey=sharey,
                              squeeze=False)
@@ -122,8 +146,7 @@ def activation_histograms(layers: Mapping[str, Sequence[object]], *, bins: int =
     n = next(iter(counts.values()))
     if n == 0 or any(c != n for c in counts.values()):
         raise ValueError(f"every label needs the same, non-zero number of layers, got {counts}")
-    if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
+    bins = _args.integer("bins", bins, minimum=1)
     flat = {label: [np.asarray(getattr(v, "cpu", lambda: v)(), dtype=float).ravel() for v in values]
             for label, values in layers.items()}
     if value_range is None:
@@ -168,8 +191,11 @@ def activation_curves(names: Sequence[str], *, z_range: tuple[float, float] = (-
 
     from . import activations
 
-    if not names:
-        raise ValueError("activation_curves needs at least one activation name")
+    if isinstance(names, str) or not names:
+        raise ValueError("names must list at least one activation name, e.g. ['sigmoid', 'relu']")
+    for name in names:
+        activations.get(name)
+    points = _args.integer("points", points, minimum=2)
     if not z_range[0] < z_range[1]:
         raise ValueError(f"z_range must be (low, high) with low < high, got {z_range}")
     if axes is None:
@@ -193,3 +219,8 @@ def activation_curves(names: Sequence[str], *, z_range: tuple[float, float] = (-
     axes[1].set_title("derivative (the factor in the backward pass)")
     axes[0].legend()
     return np.asarray(axes)
+
+
+def _check_series(name: str, series: object) -> None:
+    if not isinstance(series, Mapping) or not series:
+        raise ValueError(f"{name} must be a non-empty mapping label -> values, got {series!r:.80}")
