@@ -55,7 +55,6 @@ BAD = {
     "init_weight_ std inf": (lambda: init.init_weight_(W, "normal", std=INF), "std"),
     "init_weight_ value nan": (lambda: init.init_weight_(W, "constant", value=NAN), "value"),
     "init_weight_ mode typo": (lambda: init.init_weight_(W, "he", mode="fanin"), "mode"),
-    "init_weight_ gain ignored by normal": (lambda: init.init_weight_(W, "normal", std=1.0, gain=2.0), "gain"),
     "apply_init not a module": (lambda: init.apply_init("net", "he"), "model"),
     "apply_init bias nan": (lambda: init.apply_init(nn.Linear(2, 2), "he", bias=NAN), "bias"),
     "apply_init no layer": (lambda: init.apply_init(nn.ReLU(), "he"), "Linear"),
@@ -187,6 +186,15 @@ def test_numpy_numbers_are_accepted_where_python_ones_are():
     assert 0.1 < w.std().item() < 2
     assert init.init_weight_(torch.empty(4, 3), "constant", value=np.float32(0.25)).eq(0.25).all()
     assert activations.saturation("tanh", torch.zeros(4), np.float64(0.05)) == 0.0
+
+
+def test_gain_multiplies_every_scheme_instead_of_being_ignored():
+    torch.manual_seed(0)
+    assert init.init_weight_(torch.empty(3, 3), "constant", value=0.5, gain=2.0).eq(1.0).all()
+    big = init.init_weight_(torch.empty(500, 500), "normal", std=0.1, gain=3.0).std().item()
+    assert abs(big / 0.3 - 1) < 0.01
+    bound = init.init_weight_(torch.empty(50, 400), "default", gain=2.0).abs().max().item()
+    assert 0.95 * 2 / 20 < bound <= 2 / 20
 
 
 def test_critical_sigma_w_still_finds_the_edge_of_chaos():

@@ -54,12 +54,12 @@ def _zeros(w: torch.Tensor, gain: float, **_: object) -> None:
 
 @torch.no_grad()
 def _constant(w: torch.Tensor, gain: float, value: float = 0.1, **_: object) -> None:
-    w.fill_(value)
+    w.fill_(gain * value)
 
 
 @torch.no_grad()
 def _normal(w: torch.Tensor, gain: float, std: float = 0.01, **_: object) -> None:
-    w.normal_(0.0, std)
+    w.normal_(0.0, gain * std)
 
 
 @torch.no_grad()
@@ -100,7 +100,7 @@ def _orthogonal(w: torch.Tensor, gain: float, **_: object) -> None:
 def _default(w: torch.Tensor, gain: float, **_: object) -> None:
     # What nn.Linear.reset_parameters does: kaiming_uniform_(a=sqrt(5)) = U[-1/sqrt(fan_in), +],
     # variance 1/(3 fan_in). A third of He's variance, two thirds of LeCun's.
-    bound = 1.0 / math.sqrt(fans(w)[0])
+    bound = gain / math.sqrt(fans(w)[0])
     w.uniform_(-bound, bound)
 
 
@@ -126,8 +126,6 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "xavier_normal": (), "kaiming_normal": ("mode",), "kaiming_uniform": ("mode",), "lecun": (),
     "orthogonal": (), "default": (),
 }
-# Schemes whose scale is set by an option, not by a gain.
-_NO_GAIN = ("zeros", "constant", "normal", "default")
 
 # Gains that make a scheme fit an activation (torch.nn.init.calculate_gain's values).
 KAIMING_DEFAULT_GAIN = math.sqrt(2.0)
@@ -156,30 +154,28 @@ def init_weight_(weight: torch.Tensor, scheme: str, *, gain: float | None = None
     Args:
         weight: a 2-D (Linear) or 4-D (Conv) weight.
         scheme: a name from ``SCHEMES`` or ``ALIASES`` ("xavier", "he", ...).
-        gain: multiplies the std. Default: sqrt(2) for the kaiming schemes (ReLU), 1 otherwise.
+        gain: multiplies the std (for every scheme: "normal" draws with std ``gain * std``,
+            "constant" fills ``gain * value``). Default: sqrt(2) for the kaiming schemes (ReLU),
+            1 otherwise.
         options: ``std`` for "normal", ``value`` for "constant", ``mode`` ("fan_in"/"fan_out")
             for the kaiming schemes.
     """
     name = resolve(scheme)
     _args.tensor("weight", weight, min_dim=2)
-    options = _scheme_options(name, gain, options)
+    options = _scheme_options(name, options)
     if gain is None:
         gain = KAIMING_DEFAULT_GAIN if name.startswith("kaiming") else 1.0
     SCHEMES[name](weight, _args.real("gain", gain, positive=True), **options)
     return weight
 
 
-def _scheme_options(name: str, gain: float | None, options: dict[str, object]) -> dict[str, object]:
+def _scheme_options(name: str, options: dict[str, object]) -> dict[str, object]:
     """Check the options given for scheme ``name``; return them converted to plain types."""
     unknown = sorted(set(options) - set(OPTIONS[name]))
     if unknown:
         allowed = ", ".join(OPTIONS[name]) or "none"
         raise _args.ArgumentTypeError(f"init scheme {name!r} takes no option {', '.join(map(repr, unknown))}; "
                         f"its options: {allowed}")
-    if gain is not None and name in _NO_GAIN:
-        raise ValueError(f"gain has no effect on init scheme {name!r}: "
-                         + ("set its std" if name == "normal" else "set its value" if name == "constant"
-                            else "leave gain=None"))
     checked = dict(options)
     if "std" in options:
         checked["std"] = _args.real("std", options["std"], minimum=0.0)
@@ -219,7 +215,7 @@ def apply_init(model: nn.Module, scheme: str, *, gain: float | None = None, bias
         the same model, for chaining.
     """
     name = resolve(scheme)  # fail before touching anything
-    _scheme_options(name, gain, options)
+    _scheme_options(name, options)
     if gain is not None:
         _args.real("gain", gain, positive=True)
     bias = _args.real("bias", bias)
