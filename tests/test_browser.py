@@ -97,14 +97,26 @@ KNOWN_JS_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 def browser_type_launch_args(browser_type_launch_args):
     """pytest-playwright launches the system's Chromium; missing, the test skips (fails in CI)."""
     if CHROMIUM is None:
-        message = ("no Chromium found (set CHROMIUM, or `apt-get install chromium`; .ci/run installs it). "
-                   "Never `playwright install`: its download is not reachable.")
+        message = (
+            "no Chromium found (set CHROMIUM, or `apt-get install chromium`; .ci/run installs it). "
+            "Never `playwright install`: its download is not reachable."
+        )
         if IN_CI:
             pytest.fail(f"CI=true and {message}", pytrace=False)
         pytest.skip(message)
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--disable-extensions"]}
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+        ],
+    }
 
 
 @pytest.fixture(scope="session")
@@ -269,7 +281,9 @@ def test_dark_theme_renders(site, tab):
         if tab.evaluate("document.documentElement.dataset.theme") == "dark":
             break
         button.click()
-    assert tab.evaluate("document.documentElement.dataset.theme") == "dark", "the theme button never gives dark"
+    assert tab.evaluate("document.documentElement.dataset.theme") == "dark", (
+        "the theme button never gives dark"
+    )
     tab.wait_for_timeout(300)  # the theme's colour transitions
     _screenshot(tab, seen["height"], SHOTS / f"dark-{name}.png")
 
@@ -315,8 +329,11 @@ def test_search_finds_a_chapter(name, site, tab):
     try:
         results.get_by_text(re.compile(r"Search finished|did not match")).wait_for()
     except Exception:
-        pytest.fail(f"the search page never finished searching for {word!r}: "
-                    f"{results.inner_text()[:300]!r}, JavaScript errors {tab.js_errors[:3]}")
+        pytest.fail(
+            f"the search page never finished searching for {word!r}: "
+            f"{results.inner_text()[:300]!r}, JavaScript errors {tab.js_errors[:3]}"
+        )
     found = results.locator("li a").evaluate_all("links => links.map(a => a.href)")
     assert any(link.split("#")[0].split("?")[0].endswith(f"/chapters/{name}.html") for link in found), (
-        f"searching {word!r} (from {name}'s title) does not find {name}.html: {found}")
+        f"searching {word!r} (from {name}'s title) does not find {name}.html: {found}"
+    )
