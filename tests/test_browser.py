@@ -86,7 +86,7 @@ LUMINANCE = r"""
 """
 
 # The page's folded blocks: myst-nb's hidden cells and <details> answers in the article.
-FOLDED = "article details"
+FOLDED = "article details:has(> summary)"
 
 # JavaScript errors that every Jupyter Book 1.0.4 page raises, none of our making: the sphinx-thebe
 # settings script is emitted twice (thebe itself stays off: no launch button uses it).
@@ -184,7 +184,8 @@ def _folding_problems(page) -> tuple[int, list[str]]:
         block = folded.nth(i)
         summary = block.locator(":scope > summary")
         content = block.locator(":scope > :not(summary)").first
-        label = summary.inner_text().strip().splitlines()[0] if summary.count() else f"<details> #{i}"
+        label = (summary.inner_text().strip().splitlines() if summary.count() else None) or ["<details>"]
+        label = label[0]
         if block.evaluate("d => d.open") or content.is_visible():
             problems.append(f"folded block {i} ({label!r}) is open before its toggle is clicked")
             continue
