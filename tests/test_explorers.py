@@ -4,11 +4,12 @@ The contract (README, COURSE.md): an explorer is a public function named ``*_exp
 ``gradflow`` module that calls ``gradflow.widgets.explore(draw_fn, **controls)``. This test finds
 every such function in every ``gradflow`` module by itself (a new chapter's explorer is picked up
 without an edit here), calls it with its defaults, and takes the ``ipywidgets.interactive`` it
-built (``gradflow.widgets.last_explorer``). Then, control by control, it sets several values, the
-extremes always (a slider's min and max, a drop-down's first and last option, a checkbox both
-ways) and values between them (up to four per slider, eight options per drop-down) as long as
-the explorer's CPU budget allows, and asserts that each move redraws without an error and shows
-a figure that differs, pixel for pixel, from the one before.
+built (``gradflow.widgets.last_explorer``). Then, control by control, it sets several values,
+extremes included (a slider's min and max, a drop-down's first and last option, a checkbox both
+ways, and values between: up to four per slider, eight options per drop-down), and asserts that
+each move redraws without an error and shows a figure that differs, pixel for pixel, from the one
+before. To keep the test fast, a slow explorer is moved less: every control always goes to its
+farthest extreme, the rest while the explorer's CPU budget lasts.
 
 Figures are caught where the explorer shows them (``plt.show``), rendered with Agg and closed.
 """
@@ -33,9 +34,10 @@ from gradflow import widgets as gradflow_widgets
 
 SLIDER_VALUES = 4  # per numeric control: min, max and two values between
 OPTIONS_CAP = 8  # per drop-down: every option up to this many (first and last always)
-# CPU seconds per explorer for the values between the extremes: the extremes of every control are
-# always drawn; a slow explorer (a training run per view) gets fewer values between them.
-CPU_BUDGET = 4.0
+# CPU seconds of views per explorer (estimated from its first view): every control is always moved
+# to one extreme; the other extreme and the values between come while the budget lasts, so a slow
+# explorer (a training run per view) is moved less.
+CPU_BUDGET = 6.0
 
 
 def _explorers() -> list[tuple[str, object]]:
@@ -95,21 +97,37 @@ def _values(control: widgets.Widget) -> list[tuple[str, object]]:
     )
 
 
+def _distance(control: widgets.Widget, how: str, value: object) -> float:
+    """How far a value is from the control's current one (0 where that has no meaning)."""
+    current = control.index if how == "index" else control.value
+    if isinstance(value, (int, float)) and isinstance(current, (int, float)):
+        return abs(float(value) - float(current))
+    return 0.0
+
+
 def _plan(controls: list[widgets.Widget], seconds_per_view: float) -> list[tuple[widgets.Widget, list]]:
-    """The moves for each control: always its extremes (first and last of ``_values``), then the
-    values between, added round-robin over the controls while CPU_BUDGET allows."""
+    """The moves for each control, in its own order (min to max, first to last option).
+
+    Every control is always moved to its extreme farthest from the current value. Then, while the
+    explorer's views fit in CPU_BUDGET, each control's other extreme, then the values between,
+    round-robin over the controls."""
     full = []
     for control in controls:
         current = {"index": getattr(control, "index", None), "value": control.value}
-        full.append((control, [(how, v) for how, v in _values(control) if v != current[how]]))
-    chosen = [{0, len(values) - 1} if values else set() for _, values in full]
+        full.append([(how, v) for how, v in _values(control) if v != current[how]])
+    chosen: list[set[int]] = []
+    for control, values in zip(controls, full):
+        ends = sorted({0, len(values) - 1}, key=lambda i: -_distance(control, *values[i])) if values else []
+        chosen.append(set(ends[:1]))
     spare = int(CPU_BUDGET / max(seconds_per_view, 1e-3)) - sum(map(len, chosen))
-    for rank in range(1, max((len(v) for _, v in full), default=0)):
-        for k, (_, values) in enumerate(full):
-            if spare > 0 and rank < len(values) and rank not in chosen[k]:
-                chosen[k].add(rank)
+    ranks = [-1] + list(range(1, max(map(len, full), default=0)))  # -1: the other extreme
+    for rank in ranks:
+        for k, values in enumerate(full):
+            i = len(values) - 1 if rank == -1 and 0 in chosen[k] else 0 if rank == -1 else rank
+            if spare > 0 and 0 <= i < len(values) and i not in chosen[k]:
+                chosen[k].add(i)
                 spare -= 1
-    return [(control, [values[i] for i in sorted(chosen[k])]) for k, (control, values) in enumerate(full)]
+    return [(control, [full[k][i] for i in sorted(chosen[k])]) for k, control in enumerate(controls)]
 
 
 @pytest.fixture
