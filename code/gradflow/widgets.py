@@ -52,7 +52,14 @@ def explore(draw: Callable[..., object], **controls: object) -> None:
         draw(**kwargs)
         plt.show()
 
-    display(widgets.interactive(redraw, **controls))
+    global last_explorer
+    last_explorer = widgets.interactive(redraw, **controls)
+    display(last_explorer)
+
+
+#: The ``ipywidgets.interactive`` that the last ``explore`` call built and displayed (tests drive
+#: its controls: tests/test_explorers.py).
+last_explorer: object | None = None
 
 
 def gradient_flow_explorer(depth: int = 10, activation: str = "sigmoid",
