@@ -318,7 +318,7 @@ def sgd_run(model: nn.Module, data: Dataset, *, steps: int = 300, lr: float = 0.
 
 def draw_cliff(lr: float = 0.5, threshold: float = 1.0, w0: float = 5.5, b0: float = -3.0,
                steps: int = 300, ax: plt.Axes | None = None) -> plt.Axes:
-    """The one-unit model's loss surface (log10 of the loss over w, b) with two gradient-descent
+    """The one-unit model's loss surface (log10 of the loss over w in [1, 9], b in [-6, 3]) with two gradient-descent
     paths from (w0, b0): plain, and with the gradient norm clipped at ``threshold``.
 
     Args:
@@ -336,7 +336,7 @@ def draw_cliff(lr: float = 0.5, threshold: float = 1.0, w0: float = 5.5, b0: flo
     if not 1 <= _real("w0", w0) <= 9 or not -6 <= _real("b0", b0) <= 0:
         raise ValueError(f"start (w0, b0) must lie in [1, 9] x [-6, 0], got ({w0}, {b0})")
     ax = _axes(ax, figsize=(7.0, 4.6))
-    W, B = np.meshgrid(np.linspace(1, 9, 321), np.linspace(-6, 0, 241))
+    W, B = np.meshgrid(np.linspace(1, 9, 321), np.linspace(-6, 3, 361))
     loss = pascanu_loss_and_grad(W, B)[0]
     mesh = ax.pcolormesh(W, B, np.log10(np.maximum(loss, 1e-8)), cmap="viridis", shading="auto",
                          vmin=-8, vmax=0)
@@ -344,11 +344,11 @@ def draw_cliff(lr: float = 0.5, threshold: float = 1.0, w0: float = 5.5, b0: flo
     plain = pascanu_descent(w0, b0, lr=lr, steps=steps)
     clipped = pascanu_descent(w0, b0, lr=lr, steps=steps, clip_norm=threshold)
     for d, color, label in ((plain, "#d62728", "plain GD"), (clipped, "white", f"clipped at {threshold:g}")):
-        shown = d.path[(d.path[:, 0] > 0) & (d.path[:, 0] < 10) & (d.path[:, 1] > -7) & (d.path[:, 1] < 1)]
+        shown = d.path[(d.path[:, 0] > 0) & (d.path[:, 0] < 10) & (d.path[:, 1] > -7) & (d.path[:, 1] < 4)]
         ax.plot(shown[:, 0], shown[:, 1], "o-", ms=2.5, lw=1, color=color,
                 label=f"{label}: final loss {d.loss[-1]:.1e}, longest step {d.step_length.max():.2g}")
     ax.plot([w0], [b0], "k*", ms=12)
-    ax.set(xlim=(1, 9), ylim=(-6, 0), xlabel="recurrent weight w", ylabel="bias b",
+    ax.set(xlim=(1, 9), ylim=(-6, 3), xlabel="recurrent weight w", ylabel="bias b",
            title=f"x_t = w sigmoid(x_(t-1)) + b, T = 50, lr {lr:g}")
     ax.legend(loc="lower left", frameon=True, fontsize=8)
     return ax
