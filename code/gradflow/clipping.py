@@ -24,12 +24,6 @@ from torch import nn
 from .core import to_model_device
 from .data import Dataset
 
-_ACTIVATIONS = {
-    # name: (phi, phi', gamma = max |phi'|)
-    "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, 1.0),
-    "sigmoid": (lambda x: 1.0 / (1.0 + np.exp(-x)), lambda x: np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))) ** 2, 0.25),
-}
-
 
 def _real(name: str, value: object, *, positive: bool = False, nonneg: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -52,6 +46,13 @@ def _count(name: str, value: object, minimum: int = 1) -> int:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warning for large |x|
+
+
+_ACTIVATIONS = {
+    # name: (phi, phi', gamma = max |phi'|)
+    "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, 1.0),
+    "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * (1.0 - _sigmoid(x)), 0.25),
+}
 
 
 def pascanu_loss_and_grad(w: float | np.ndarray, b: float | np.ndarray, *, steps: int = 50,
