@@ -213,6 +213,7 @@ def draw_gradient_highway(depth: int = 50, residual: bool = True, norm: str | No
                           init: str = "default", width: int = 64, seed: int = 0) -> np.ndarray:
     """Per-block forward variance (left) and gradient RMS (right) of a fresh residual MLP, and of the
     plain net with the same layers in grey for comparison, on one batch of 256 Gaussian inputs.
+    Float64, so that a plain net's gradient below float32's range is still drawn.
 
     Args:
         depth: number of blocks.
@@ -234,15 +235,15 @@ def draw_gradient_highway(depth: int = 50, residual: bool = True, norm: str | No
     variants = [False, True] if residual else [False]
     for res in variants:
         torch.manual_seed(seed)
-        net = residual_mlp(depth, width, norm=norm, init=init, residual=bool(res))
-        x = torch.randn(256, 64, generator=torch.Generator().manual_seed(seed))
+        net = residual_mlp(depth, width, norm=norm, init=init, residual=bool(res)).double()
+        x = torch.randn(256, 64, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         var, grad = block_variances(net, x), block_gradients(net, x, seed=seed)
         label = "residual" if res else "plain"
         color = "#1f77b4" if res else "#7f7f7f"
         blocks = np.arange(len(var))
         axes[0].plot(blocks, np.maximum(var, 1e-300), color=color, label=label)
         axes[1].plot(blocks, np.maximum(grad, 1e-300), color=color,
-                     label=f"{label}: x_0 / x_L = {grad[0] / grad[-1]:.1e}")
+                     label=f"{label}: g_0 / g_L = {grad[0] / grad[-1]:.1e}")
     for ax, ylabel in zip(axes, ("Var(x_l)", "RMS of dL/dx_l")):
         ax.set_yscale("log")
         ax.set_xlabel("block l (0 = input side)")
