@@ -199,7 +199,7 @@ def init_residual_(model: nn.Module, scheme: str = "kaiming_normal", *, gain: fl
     starts as the identity.
 
     Args:
-        model: any module holding ``ResidualBlock``s.
+        model: any module holding ``ResidualBlock`` modules.
         scheme: a name from ``gradflow.init.SCHEMES`` or its aliases.
         gain: multiplies the scheme's std (see ``gradflow.init.init_weight_``).
         zero_last: zero each branch's ``linear2`` weight (and bias).
@@ -234,7 +234,7 @@ def residual_mlp(blocks: int, width: int, *, in_features: int = 64, out_features
     ``residual_mlp(20, 32, in_features=32, out_features=1, norm="batch", final_activation="relu")``.
 
     Args:
-        blocks: number of residual blocks (>= 1); the network has 2 * blocks (+ stem) + 1 Linears.
+        blocks: number of residual blocks (>= 1); the network has 2 x blocks (+ stem) + 1 Linear layers.
         width: units per block (>= 1); with ``in_features == width`` there is no stem.
         in_features: input width.
         out_features: output width.
