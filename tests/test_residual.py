@@ -7,9 +7,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from gradflow import models, residual
+from torch import nn
 
 
 def _block(**kw):
@@ -18,8 +17,8 @@ def _block(**kw):
     return net.blocks[0]
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(norm="layer", placement="pre"),
-                                dict(activation="tanh"), dict(norm="rms", placement="branch")])
+@pytest.mark.parametrize("kw", [{}, {"norm": "layer", "placement": "pre"},
+                                {"activation": "tanh"}, {"norm": "rms", "placement": "branch"}])
 def test_block_jacobian_is_identity_plus_branch_jacobian(kw):
     block = _block(**kw).double()
     x = torch.randn(1, 6, dtype=torch.float64)
@@ -31,8 +30,8 @@ def test_block_jacobian_is_identity_plus_branch_jacobian(kw):
 
 def test_zero_branch_scale_and_zero_last_give_the_identity():
     x = torch.randn(5, 6)
-    for kw in (dict(branch_scale=True), dict(zero_last=True), dict(zero_last=True, norm="layer",
-                                                                    placement="pre")):
+    for kw in ({"branch_scale": True}, {"zero_last": True}, {"zero_last": True, "norm": "layer",
+                                                                    "placement": "pre"}):
         block = _block(**kw)
         assert torch.equal(block(x), x)
     skip = _block(branch_scale=True)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import operator
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
 from .core import model_device, to_model_device
 from .models import ResidualMLP, residual_mlp
-from .plots import grid as _grid, use_style
+from .plots import grid as _grid
+from .plots import use_style
 
 
 def _check_model(model: object) -> ResidualMLP:
