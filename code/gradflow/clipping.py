@@ -280,6 +280,10 @@ def sgd_run(model: nn.Module, data: Dataset, *, steps: int = 300, lr: float = 0.
         clip_norm: if set, clip the total gradient norm to this value (between backward and step).
         batch_size: examples per step.
         seed: seeds the batch order.
+
+    Returns:
+        a ``Run``: the loss and pre-clip gradient norm of every finite step, and the step that
+        went non-finite (None if none did).
     """
     steps = _count("steps", steps)
     lr = _real("lr", lr, positive=True)
