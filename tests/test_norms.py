@@ -186,3 +186,54 @@ def test_covariate_shift_changes_every_step_in_train_and_is_identity_in_eval():
     torch.testing.assert_close(z(a), z(x), atol=1e-5, rtol=1e-5)
     layer.eval()
     assert torch.equal(layer(x), x)
+
+
+@pytest.mark.parametrize("name, size, count", [("BatchNorm", 4 * 3, 6), ("LayerNorm", 6 * 3, 4),
+                                               ("InstanceNorm", 3, 24), ("GroupNorm", 3 * 3, 8),
+                                               ("RMSNorm", 6 * 3, 4)])
+def test_normalization_groups_read_off_the_jacobian(name, size, count):
+    ids = norms.normalization_groups(name, batch=4, channels=6, spatial=3, groups=2)
+    assert ids.shape == (4, 6, 3) and ids.max() + 1 == count
+    assert all((ids == g).sum() == size for g in range(count))
+    if name == "BatchNorm":  # one group per channel, across examples and positions
+        assert (ids == ids[:1, :, :1]).all()
+    if name == "GroupNorm":  # channels 1-3 and 4-6 of one example
+        assert ids[0, 0, 0] == ids[0, 2, 2] != ids[0, 3, 0] and ids[0, 0, 0] != ids[1, 0, 0]
+
+
+def test_normalization_groups_refuses_bad_arguments():
+    with pytest.raises(ValueError):
+        norms.normalization_groups("BatchNorm2d")
+    with pytest.raises(ValueError):
+        norms.normalization_groups("BatchNorm", batch=1)
+
+
+def test_norm_gradient_profile_matches_a_hand_computation():
+    from gradflow import data
+    prof = norms.norm_gradient_profile(3, "tanh", "batch", init="default", width=8, batch_size=16, seed=3)
+    torch.manual_seed(3)
+    model = models.mlp(3, 8, in_features=8, out_features=10, activation="tanh", init="default", norm="batch")
+    x, y = data.random_classification(16, 8, 10, seed=3)
+    zs = []
+    h = x
+    for layer in model.hidden:
+        z = layer.linear(h)
+        z.retain_grad()
+        zs.append(z)
+        h = layer.act(layer.norm(z))
+    nn.functional.cross_entropy(model.head(h), y).backward()
+    expected = [z.grad.pow(2).mean().sqrt().item() for z in zs]
+    assert prof == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError):
+        norms.norm_gradient_profile(3, "tanh", "batch", batch_size=1)
+
+
+def test_draw_norm_flow_and_axes_draw(monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = norms.draw_norm_flow(depth=4, width=8, batch_size=8)
+    assert len(ax.get_lines()) == 2
+    fig = norms.draw_norm_axes()
+    assert len(fig.axes) == 5
+    with pytest.raises(ValueError):
+        norms.draw_norm_flow(norm="group")

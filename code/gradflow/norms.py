@@ -26,6 +26,7 @@ import math
 import numbers
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
@@ -342,3 +343,183 @@ def get(name: str, width: int, *, scratch: bool = False) -> nn.Module:
     if name == "rms":
         return RMSNorm(width) if scratch else nn.RMSNorm(width)
     raise ValueError(f"unknown norm {name!r}; valid names: {', '.join(NAMES)} (or None)")
+
+
+# -- which axes each layer normalizes, read off the layers themselves ------------------------------
+
+AXES_LAYERS = ("BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm", "RMSNorm")
+
+
+def _layer_for(name: str, channels: int, spatial: int, groups: int) -> nn.Module:
+    return {"BatchNorm": lambda: BatchNorm(channels),
+            "LayerNorm": lambda: LayerNorm((channels, spatial)),
+            "InstanceNorm": lambda: InstanceNorm(channels),
+            "GroupNorm": lambda: GroupNorm(groups, channels),
+            "RMSNorm": lambda: RMSNorm((channels, spatial))}[name]()
+
+
+def normalization_groups(name: str, *, batch: int = 4, channels: int = 6, spatial: int = 3,
+                         groups: int = 2, seed: int = 0) -> np.ndarray:
+    """Which entries of an (N, C, S) input a layer normalizes together, measured from its Jacobian.
+
+    Two entries share a group when the output at one depends on the input at the other (a nonzero
+    entry of d output / d input, computed in float64 on a random input). LayerNorm and RMSNorm
+    normalize over (C, S), as in a CNN; GroupNorm uses ``groups`` groups.
+
+    Args:
+        name: one of ``AXES_LAYERS``.
+        batch: N (>= 2).
+        channels: C (>= 1, divisible by ``groups``).
+        spatial: S, positions per channel (>= 2).
+        groups: GroupNorm's group count.
+        seed: seeds the random input.
+
+    Returns:
+        An (N, C, S) integer array: entries with the same number are normalized together
+        (groups numbered 0, 1, ... in the order of their first entry).
+    """
+    if name not in AXES_LAYERS:
+        raise ValueError(f"unknown layer {name!r}; valid: {', '.join(AXES_LAYERS)}")
+    batch, channels, spatial = (_check_pos_int(n, v) for n, v in
+                                (("batch", batch), ("channels", channels), ("spatial", spatial)))
+    if batch < 2 or spatial < 2:
+        raise ValueError(f"batch and spatial must be >= 2, got {batch} and {spatial}")
+    layer = _layer_for(name, channels, spatial, _check_pos_int("groups", groups)).double().train()
+    gen = torch.Generator().manual_seed(int(seed))
+    x = torch.randn(batch, channels, spatial, generator=gen, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(layer, x).reshape(x.numel(), x.numel())
+    linked = (jac.abs() > 1e-12).numpy()
+    ids = np.full(x.numel(), -1)
+    for i in range(x.numel()):
+        if ids[i] < 0:
+            ids[linked[i]] = ids.max() + 1
+    return ids.reshape(batch, channels, spatial)
+
+
+def draw_norm_axes(batch: int = 4, channels: int = 6, spatial: int = 3, groups: int = 2,
+                   seed: int = 0) -> plt.Figure:
+    """One panel per layer: an (N, C, S) input drawn as N rows of C blocks of S cells, coloured by
+    the group ``normalization_groups`` measured (one colour = one mean and variance).
+
+    Args:
+        batch: N, examples.
+        channels: C, channels (or features).
+        spatial: S, positions per channel.
+        groups: GroupNorm's group count (must divide ``channels``).
+        seed: seeds the random input the Jacobians are taken at.
+    """
+    from .plots import use_style
+
+    use_style()
+    fig, axes = plt.subplots(1, len(AXES_LAYERS), figsize=(3.0 * len(AXES_LAYERS), 2.6))
+    cmap = plt.get_cmap("tab20")
+    for ax, name in zip(axes, AXES_LAYERS):
+        ids = normalization_groups(name, batch=batch, channels=channels, spatial=spatial,
+                                   groups=groups, seed=seed)
+        img = ids.reshape(batch, channels * spatial)
+        ax.imshow(img % 20, cmap=cmap, vmin=0, vmax=19, aspect="auto", interpolation="nearest")
+        for c in range(1, channels):
+            ax.axvline(c * spatial - 0.5, color="white", lw=2)
+        for n in range(1, batch):
+            ax.axhline(n - 0.5, color="white", lw=0.5)
+        size = int((ids == 0).sum())
+        ax.set_title(f"{name}\n{ids.max() + 1} groups of {size}", fontsize=10)
+        ax.set_xticks([c * spatial + (spatial - 1) / 2 for c in range(channels)],
+                      [f"C{c + 1}" for c in range(channels)], fontsize=7)
+        ax.set_yticks(range(batch), [f"n{n + 1}" for n in range(batch)], fontsize=7)
+        ax.set_xlabel(f"channel (each with {spatial} positions)")
+        ax.grid(False)
+    axes[0].set_ylabel("example in the batch")
+    fig.tight_layout()
+    return fig
+
+
+# -- gradient flow with and without a norm, and its explorer ---------------------------------------
+
+def norm_gradient_profile(depth: int = 20, activation: str = "sigmoid", norm: str | None = "batch",
+                          *, init: str = "default", width: int = 64, batch_size: int = 64,
+                          seed: int = 0) -> list[float]:
+    """RMS of dL/dz (z = the Linear output, before the norm) at each hidden layer, input side
+    first, of a fresh ``models.mlp`` at initialisation in training mode, on one batch of random
+    inputs with random labels (10 classes).
+
+    Args:
+        depth: hidden layers (>= 1).
+        activation: an activation name (``gradflow.activations.NAMES``).
+        norm: None or one of ``NAMES``, placed between each Linear and its activation.
+        init: an init scheme name (``gradflow.init.SCHEMES``).
+        width: units per hidden layer (also the input width).
+        batch_size: examples in the batch (>= 2 for "batch").
+        seed: seeds the weights and the batch.
+    """
+    from .data import random_classification
+    from .models import mlp
+    from .probes import measure
+
+    depth, width, batch_size = (_check_pos_int(n, v) for n, v in
+                                (("depth", depth), ("width", width), ("batch_size", batch_size)))
+    if norm == "batch" and batch_size < 2:
+        raise ValueError("batch_size must be >= 2 with BatchNorm in training mode")
+    torch.manual_seed(int(seed))
+    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
+                init=init, norm=norm).to("cpu").train()
+    x, y = random_classification(batch_size, width, 10, seed=int(seed))
+    return [s.preact_grad_rms for s in measure(model, x, y, activations=False)][:depth]
+
+
+def draw_norm_flow(depth: int = 20, activation: str = "sigmoid", norm: str = "batch",
+                   init: str = "default", width: int = 64, batch_size: int = 64, seed: int = 0,
+                   ax: plt.Axes | None = None) -> plt.Axes:
+    """Per-layer gradient RMS at initialisation with ``norm`` and without it (same weights' scheme,
+    same batch), on a log scale.
+
+    Args:
+        depth: hidden layers.
+        activation: an activation name.
+        norm: one of ``NAMES``.
+        init: an init scheme name.
+        width: units per hidden layer.
+        batch_size: examples in the batch.
+        seed: seeds the weights and the batch.
+        ax: axes to draw on; a new figure if None.
+    """
+    from .plots import layer_profile
+
+    if norm not in NAMES:
+        raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NAMES)}")
+    kw = dict(init=init, width=width, batch_size=batch_size, seed=seed)
+    with_norm = norm_gradient_profile(depth, activation, norm, **kw)
+    without = norm_gradient_profile(depth, activation, None, **kw)
+    r_with, r_without = with_norm[0] / with_norm[-1], without[0] / without[-1]
+    return layer_profile({f"{activation} + {norm}norm (layer 1 / layer {depth}: {r_with:.1e})": with_norm,
+                          f"{activation}, no norm (layer 1 / layer {depth}: {r_without:.1e})": without},
+                         ax=ax, ylabel="RMS of dL/dz (Linear output)",
+                         title=f"{depth} layers of width {width}, {init} init, batch {batch_size}")
+
+
+def norm_flow_explorer(depth: int = 20, activation: str = "sigmoid", norm: str = "batch",
+                       init: str = "default", batch_size: int = 64) -> None:
+    """Sliders and drop-downs over ``draw_norm_flow``: depth, activation, norm, init, batch size.
+
+    Args:
+        depth: starting depth.
+        activation: starting activation.
+        norm: starting norm.
+        init: starting init scheme.
+        batch_size: starting batch size.
+    """
+    import ipywidgets as widgets
+
+    from . import activations
+    from .init import SCHEMES
+    from .widgets import explore
+
+    explore(draw_norm_flow,
+            depth=widgets.IntSlider(value=depth, min=2, max=60, description="depth"),
+            activation=widgets.Dropdown(options=list(activations.NAMES), value=activation,
+                                        description="activation"),
+            norm=widgets.Dropdown(options=list(NAMES), value=norm, description="norm"),
+            init=widgets.Dropdown(options=[s for s in SCHEMES if s not in ("zeros", "constant")],
+                                  value=init, description="init"),
+            batch_size=widgets.IntSlider(value=batch_size, min=2, max=256, description="batch"),
+            width=widgets.fixed(64), seed=widgets.fixed(0), ax=widgets.fixed(None))
