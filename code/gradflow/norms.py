@@ -5,19 +5,14 @@
 ``tests/test_norms.py`` checks equal to torch's (forward, gradients, running statistics, train and
 eval mode).
 
-Every layer here computes the same three steps over a different set of axes:
+Every layer here computes the same three steps (statistics, normalize, then scale and shift by
+``gamma`` and ``beta``) over a different set of axes of an (N, C, ...) input:
 
-    mean and variance (or only the mean square) over the axes  ->  normalize  ->  gamma * x + beta
-
-=============  ==============================================  =========================
-layer          statistics over                                 torch equivalent
-=============  ==============================================  =========================
-BatchNorm      the batch and every spatial position, per channel   ``nn.BatchNorm1d/2d``
-LayerNorm      the last dims (the features) of each example     ``nn.LayerNorm``
-InstanceNorm   the spatial positions of each (example, channel)  ``nn.InstanceNorm1d/2d``
-GroupNorm      a group of channels and its positions, per example ``nn.GroupNorm``
-RMSNorm        the features of each example, no mean subtracted  ``nn.RMSNorm``
-=============  ==============================================  =========================
+- ``BatchNorm``: over the batch and every position, per channel (``nn.BatchNorm1d/2d``).
+- ``LayerNorm``: over the trailing feature dimensions, per example (``nn.LayerNorm``).
+- ``InstanceNorm``: over the positions, per example and channel (``nn.InstanceNorm1d/2d``).
+- ``GroupNorm``: over a group of channels and their positions, per example (``nn.GroupNorm``).
+- ``RMSNorm``: over the trailing feature dimensions, mean square only (``nn.RMSNorm``).
 """
 
 from __future__ import annotations
@@ -412,12 +407,14 @@ def draw_norm_axes(batch: int = 4, channels: int = 6, spatial: int = 3, groups: 
 
     use_style()
     fig, axes = plt.subplots(1, len(AXES_LAYERS), figsize=(3.0 * len(AXES_LAYERS), 2.6))
-    cmap = plt.get_cmap("tab20")
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap(list(plt.get_cmap("tab20").colors) + list(plt.get_cmap("tab20b").colors))
     for ax, name in zip(axes, AXES_LAYERS):
         ids = normalization_groups(name, batch=batch, channels=channels, spatial=spatial,
                                    groups=groups, seed=seed)
         img = ids.reshape(batch, channels * spatial)
-        ax.imshow(img % 20, cmap=cmap, vmin=0, vmax=19, aspect="auto", interpolation="nearest")
+        ax.imshow(img % 40, cmap=cmap, vmin=0, vmax=39, aspect="auto", interpolation="nearest")
         for c in range(1, channels):
             ax.axvline(c * spatial - 0.5, color="white", lw=2)
         for n in range(1, batch):
