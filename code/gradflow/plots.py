@@ -291,7 +291,7 @@ def log_heatmap(log10_values: object, *, kind: str = "ratio", x: Sequence[object
         if kind == "ratio":
             text += " (blue < 1 < red)"
         if clipped:
-            text += f", clipped to [{vmin:.3g}, {vmax:.3g}]"
+            text += f", clipped at ±{vmax:.3g}" if kind == "ratio" else f", clipped to [{vmin:.3g}, {vmax:.3g}]"
         targets = list(colorbar_axes) if colorbar_axes is not None else ax
         ax.figure.colorbar(mesh, ax=targets, label=text)
     return mesh
