@@ -241,7 +241,8 @@ def draw_gradient_highway(depth: int = 50, residual: bool = True, norm: str | No
         label = "residual" if res else "plain"
         color = "#1f77b4" if res else "#7f7f7f"
         blocks = np.arange(len(var))
-        axes[0].plot(blocks, np.maximum(var, 1e-300), color=color, label=label)
+        axes[0].plot(blocks, np.maximum(var, 1e-300), color=color,
+                     label=f"{label}: Var(x_L) / Var(x_0) = {var[-1] / var[0]:.1e}")
         axes[1].plot(blocks, np.maximum(grad, 1e-300), color=color,
                      label=f"{label}: g_0 / g_L = {grad[0] / grad[-1]:.1e}")
     for ax, ylabel in zip(axes, ("Var(x_l)", "RMS of dL/dx_l")):
