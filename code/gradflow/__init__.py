@@ -6,10 +6,10 @@
     with gradflow.probes.Probe(model) as probe: ...
 """
 
-from . import (activations, data, diagnose, init, jacobians, models, norms, plots, probes,
+from . import (activations, dashboard, data, diagnose, init, jacobians, models, norms, plots, probes,
                propagation, train, widgets)
 from .core import check, default_device, model_device, set_seed, to_model_device
 
 __version__ = "0.1.0"
-__all__ = ["activations", "check", "data", "default_device", "diagnose", "init", "jacobians",
+__all__ = ["activations", "check", "dashboard", "data", "default_device", "diagnose", "init", "jacobians",
            "model_device", "models", "norms", "plots", "probes", "propagation", "set_seed", "to_model_device", "train", "widgets"]
