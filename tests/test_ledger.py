@@ -2,12 +2,14 @@
 import importlib.util
 import json
 import pathlib
+import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).parent.parent
 _spec = importlib.util.spec_from_file_location("ledger", ROOT / "tools" / "ledger.py")
 ledger = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("ledger", ledger)  # dataclasses look their module up there
 _spec.loader.exec_module(ledger)
 
 PAGE = ROOT / ledger.PAGE
@@ -86,5 +88,5 @@ def test_write_and_check_detect_a_stale_page(tmp_path, capsys):
 def test_escape_leaves_no_bare_special_character(text):
     escaped = ledger.escape(text)
     for i, ch in enumerate(escaped):
-        if ch in "|<>`_[]$" :
+        if ch in "|<>`_[]$":
             assert escaped[i - 1] == "\\", (text, escaped)

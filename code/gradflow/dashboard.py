@@ -300,6 +300,7 @@ def plot_activations(rec: Recorder, *, modules: Sequence[int] | None = None,
     for ax, j in zip(axes, modules):
         ax.imshow(np.log1p(hist[:, j, :].T), origin="lower", aspect="auto", cmap="viridis",
                   extent=(steps[0] - 0.5, steps[-1] + 0.5, low, high))
+        ax.grid(False)
         ax.set_title(f"{rec.act_names[j]} (#{j + 1})", fontsize=9)
         ax.set_xlabel("training step")
         ax.set_ylabel("|activation|")
@@ -327,7 +328,8 @@ def plot_dead(rec: Recorder, *, ax: plt.Axes | None = None) -> plt.Axes:
     ax.set_ylabel(f"fraction with |a| < {width:.3g}")
     ax.set_title("dead chart (lowest bin)", fontsize=9)
     if n:
-        ax.legend(fontsize=8, title="activation", title_fontsize=8)
+        ax.legend(fontsize=7, title="activation", title_fontsize=7, loc="upper left",
+                  bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
@@ -359,7 +361,7 @@ def plot_grad_histograms(rec: Recorder, *, last: int = 10, ax: plt.Axes | None =
     ax.set_xlabel("log10 |dL/dW|")
     ax.set_ylabel("fraction of weights")
     ax.set_title(f"gradient histograms (last {min(last, hist.shape[0])} steps)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
@@ -386,7 +388,7 @@ def plot_update_ratios(rec: Recorder, *, ax: plt.Axes | None = None) -> plt.Axes
     ax.set_xlabel("training step")
     ax.set_ylabel("||ΔW|| / ||W||")
     ax.set_title("update-to-weight ratio", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
@@ -399,7 +401,7 @@ def show(rec: Recorder, *, title: str | None = None) -> plt.Figure:
         title: a title for the figure.
     """
     rec = _check_recorder(rec)
-    fig = plt.figure(figsize=(11.0, 5.8), layout="constrained")
+    fig = plt.figure(figsize=(12.0, 5.8), layout="constrained")
     n = len(rec.act_names)
     modules = sorted({0, n // 2, n - 1}) if n else []
     grid = fig.add_gridspec(2, 3)
