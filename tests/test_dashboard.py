@@ -1,17 +1,18 @@
 """gradflow.dashboard against known answers: torch.histc, one SGD step, hook bookkeeping."""
+
 import math
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
 
-import gradflow  # noqa: E402
-from gradflow import dashboard  # noqa: E402
+import gradflow
+from gradflow import dashboard
 
 
 def _net() -> nn.Sequential:
@@ -87,8 +88,10 @@ def test_update_ratios_follow_training_and_skip_evaluation():
 
 def test_hooks_are_removed_on_exit_even_after_an_error():
     net = _net()
-    count = lambda: (sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in net.modules())
-                     + sum(len(p._backward_hooks or {}) for p in net.parameters()))
+    count = lambda: (
+        sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in net.modules())
+        + sum(len(p._backward_hooks or {}) for p in net.parameters())
+    )
     before = count()
     with pytest.raises(RuntimeError):
         with dashboard.Recorder(net):
@@ -105,8 +108,9 @@ def test_hooks_are_removed_on_exit_even_after_an_error():
 
 def test_recorder_works_with_train_fit_and_a_conv_net():
     gradflow.set_seed(0)
-    net = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(),
-                        nn.Flatten(), nn.Linear(256, 10))
+    net = nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(256, 10)
+    )
     data = gradflow.data.digits(device="cpu")
     with dashboard.Recorder(net, act_range=(0.0, 1.0), every=3) as rec:
         gradflow.train.fit(net, data, steps=7, lr=0.1, eval_every=3, device="cpu")

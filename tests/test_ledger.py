@@ -1,4 +1,5 @@
 """The evidence ledger (tools/ledger.py, appendix/claims.md): current, complete, correctly parsed."""
+
 import importlib.util
 import json
 import pathlib
@@ -18,7 +19,8 @@ PAGE = ROOT / ledger.PAGE
 def test_committed_page_is_current():
     assert PAGE.is_file(), "appendix/claims.md is missing: run python tools/ledger.py"
     assert PAGE.read_text(encoding="utf-8") == ledger.render(ledger.collect(ROOT)), (
-        "appendix/claims.md is stale: run python tools/ledger.py and commit it")
+        "appendix/claims.md is stale: run python tools/ledger.py and commit it"
+    )
 
 
 def test_no_chapter_lost_checks_and_every_chapter_is_listed():
@@ -36,16 +38,36 @@ def test_no_chapter_lost_checks_and_every_chapter_is_listed():
 def _notebook(tmp_path: pathlib.Path, name: str = "01_demo") -> pathlib.Path:
     cells = [
         {"cell_type": "markdown", "metadata": {}, "source": ["# 01 · Demo chapter\n", "text"]},
-        {"cell_type": "code", "metadata": {}, "source": "x = 1", "execution_count": 1,
-         "outputs": [{"output_type": "stream", "name": "stdout", "text": "✓ before any section\n"}]},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "x = 1",
+            "execution_count": 1,
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "✓ before any section\n"}],
+        },
         {"cell_type": "markdown", "metadata": {}, "source": "## 1. First | part\n\nsome $x$"},
-        {"cell_type": "code", "metadata": {}, "source": "", "execution_count": 2, "outputs": [
-            {"output_type": "stream", "name": "stdout",
-             "text": ["measured 3\n", "✓ ratio |a| 1.0e-03 < 1e-2 and $x$ *big*\n"]},
-            {"output_type": "stream", "name": "stderr", "text": "✓ not a claim (stderr)\n"}]},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "",
+            "execution_count": 2,
+            "outputs": [
+                {
+                    "output_type": "stream",
+                    "name": "stdout",
+                    "text": ["measured 3\n", "✓ ratio |a| 1.0e-03 < 1e-2 and $x$ *big*\n"],
+                },
+                {"output_type": "stream", "name": "stderr", "text": "✓ not a claim (stderr)\n"},
+            ],
+        },
         {"cell_type": "markdown", "metadata": {}, "source": "### 1.1 Sub\n"},
-        {"cell_type": "code", "metadata": {}, "source": "", "execution_count": 3,
-         "outputs": [{"output_type": "stream", "name": "stdout", "text": "✓ second\n"}]},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "",
+            "execution_count": 3,
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "✓ second\n"}],
+        },
     ]
     folder = tmp_path / "chapters"
     folder.mkdir(exist_ok=True)

@@ -1,16 +1,17 @@
 """appendix/own_model.md: its code blocks run as written, and what it says the tools refuse holds."""
+
 import pathlib
 import re
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from torch import nn
 
-from gradflow import probes  # noqa: E402
+from gradflow import probes
 
 ROOT = pathlib.Path(__file__).parent.parent
 PAGE = (ROOT / "appendix" / "own_model.md").read_text(encoding="utf-8")

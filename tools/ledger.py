@@ -12,6 +12,7 @@ Also a Sphinx extension (``_config.yml``: ``local_extensions: {ledger: tools/}``
 the book always shows the stored outputs it renders. The committed page must be current too:
 ``tests/test_ledger.py`` fails when it is stale or when a chapter has fewer checks than it lists.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ _SPECIAL = re.compile(r"([\\`*_\[\]<>|$~])")
 @dataclass(frozen=True)
 class Claim:
     """One stored ✓ line: the notebook's stem, its title, the section heading above it, the text."""
+
     chapter: str
     title: str
     section: str
@@ -106,9 +108,15 @@ def render(claims: list[Claim]) -> str:
     for stem, items in chapters.items():
         lines.append(f"| [{escape(items[0].title)}](../chapters/{stem}.ipynb) | {len(items)} |")
     for stem, items in chapters.items():
-        lines += ["", f"## {escape(items[0].title)}", "",
-                  f"Source: [`chapters/{stem}.ipynb`](../chapters/{stem}.ipynb)", "",
-                  "| # | section | claim, with its measured value |", "|---:|---|---|"]
+        lines += [
+            "",
+            f"## {escape(items[0].title)}",
+            "",
+            f"Source: [`chapters/{stem}.ipynb`](../chapters/{stem}.ipynb)",
+            "",
+            "| # | section | claim, with its measured value |",
+            "|---:|---|---|",
+        ]
         for i, claim in enumerate(items, start=1):
             lines.append(f"| {i} | {escape(claim.section) or '(top)'} | {escape(claim.text)} |")
     return "\n".join(lines) + "\n"

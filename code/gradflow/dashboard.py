@@ -22,7 +22,7 @@ recorder; ``show`` puts them on one figure.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -90,10 +90,16 @@ class Recorder:
         ``update_steps``, ``update_ratio`` (steps, layers): the update of that step.
     """
 
-    def __init__(self, model: nn.Module, *, bins: int = 40,
-                 act_range: tuple[float, float] = (0.0, 4.0),
-                 grad_range: tuple[float, float] = (-12.0, 2.0), every: int = 1,
-                 modules: Sequence[nn.Module] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        bins: int = 40,
+        act_range: tuple[float, float] = (0.0, 4.0),
+        grad_range: tuple[float, float] = (-12.0, 2.0),
+        every: int = 1,
+        modules: Sequence[nn.Module] | None = None,
+    ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
@@ -131,7 +137,7 @@ class Recorder:
         self._update_steps: list[int] = []
 
     # -- context manager ------------------------------------------------------------------
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         self._handles.append(self.model.register_forward_pre_hook(self._start_pass))
         for m in self._watched:
             self._handles.append(m.register_forward_hook(self._act_hook))
@@ -159,8 +165,10 @@ class Recorder:
             return
         step, before = self._snapshot
         self._snapshot = None
-        ratios = [torch.linalg.vector_norm(w - w0) / torch.linalg.vector_norm(w0).clamp_min(1e-30)
-                  for w, w0 in zip(self._weights(), before)]
+        ratios = [
+            torch.linalg.vector_norm(w - w0) / torch.linalg.vector_norm(w0).clamp_min(1e-30)
+            for w, w0 in zip(self._weights(), before)
+        ]
         self._update_steps.append(step)
         self._updates.append(torch.stack(ratios).tolist())
 
@@ -196,6 +204,7 @@ class Recorder:
             counts = histogram(logs, self.bins, *self.grad_range)
             slot = self._grad[-1]
             slot[i] = slot[i] + counts if i in slot else counts
+
         return hook
 
     # -- results --------------------------------------------------------------------------
@@ -269,8 +278,9 @@ def _new_axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> plt.Axes:
     return ax
 
 
-def plot_activations(rec: Recorder, *, modules: Sequence[int] | None = None,
-                     axes: Sequence[plt.Axes] | None = None) -> list[plt.Axes]:
+def plot_activations(
+    rec: Recorder, *, modules: Sequence[int] | None = None, axes: Sequence[plt.Axes] | None = None
+) -> list[plt.Axes]:
     """The "colorful dimension": per watched module, the ``|activation|`` histogram of every
     recorded step as one image column (x = step, y = value, colour = log(1 + count)).
 
@@ -298,8 +308,13 @@ def plot_activations(rec: Recorder, *, modules: Sequence[int] | None = None,
     steps = rec.act_steps
     low, high = rec.act_range
     for ax, j in zip(axes, modules):
-        ax.imshow(np.log1p(hist[:, j, :].T), origin="lower", aspect="auto", cmap="viridis",
-                  extent=(steps[0] - 0.5, steps[-1] + 0.5, low, high))
+        ax.imshow(
+            np.log1p(hist[:, j, :].T),
+            origin="lower",
+            aspect="auto",
+            cmap="viridis",
+            extent=(steps[0] - 0.5, steps[-1] + 0.5, low, high),
+        )
         ax.grid(False)
         ax.set_title(f"{rec.act_names[j]} (#{j + 1})", fontsize=9)
         ax.set_xlabel("training step")
@@ -320,16 +335,22 @@ def plot_dead(rec: Recorder, *, ax: plt.Axes | None = None) -> plt.Axes:
     cmap = plt.get_cmap("viridis")
     n = dead.shape[1]
     for j in range(n):
-        ax.plot(rec.act_steps, dead[:, j], color=cmap(j / max(n - 1, 1)), lw=1,
-                label=f"#{j + 1}" if j in (0, n - 1) else None)
+        ax.plot(
+            rec.act_steps,
+            dead[:, j],
+            color=cmap(j / max(n - 1, 1)),
+            lw=1,
+            label=f"#{j + 1}" if j in (0, n - 1) else None,
+        )
     width = (rec.act_range[1] - rec.act_range[0]) / rec.bins
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("training step")
     ax.set_ylabel(f"fraction with |a| < {width:.3g}")
     ax.set_title("dead chart (lowest bin)", fontsize=9)
     if n:
-        ax.legend(fontsize=7, title="activation", title_fontsize=7, loc="upper left",
-                  bbox_to_anchor=(1.0, 1.0))
+        ax.legend(
+            fontsize=7, title="activation", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0)
+        )
     return ax
 
 
@@ -347,7 +368,7 @@ def plot_grad_histograms(rec: Recorder, *, last: int = 10, ax: plt.Axes | None =
     hist = rec.grad_hist
     if hist.shape[0] == 0:
         raise ValueError("the recorder saw no backward pass during training")
-    pooled = hist[-int(last):].sum(axis=0)  # (layers, bins)
+    pooled = hist[-int(last) :].sum(axis=0)  # (layers, bins)
     low, high = rec.grad_range
     centers = low + (np.arange(rec.bins) + 0.5) * (high - low) / rec.bins
     ax = _new_axes(ax, (4.5, 3.0))
@@ -356,8 +377,13 @@ def plot_grad_histograms(rec: Recorder, *, last: int = 10, ax: plt.Axes | None =
     for i in range(n):
         total = pooled[i].sum()
         if total > 0:
-            ax.plot(centers, pooled[i] / total, color=cmap(i / max(n - 1, 1)), lw=1,
-                    label=f"layer {i + 1}" if i in (0, n - 1) else None)
+            ax.plot(
+                centers,
+                pooled[i] / total,
+                color=cmap(i / max(n - 1, 1)),
+                lw=1,
+                label=f"layer {i + 1}" if i in (0, n - 1) else None,
+            )
     ax.set_xlabel("log10 |dL/dW|")
     ax.set_ylabel("fraction of weights")
     ax.set_title(f"gradient histograms (last {min(last, hist.shape[0])} steps)", fontsize=9)
@@ -381,8 +407,13 @@ def plot_update_ratios(rec: Recorder, *, ax: plt.Axes | None = None) -> plt.Axes
     n = ratio.shape[1]
     floor = 1e-12  # a layer that did not move at all
     for i in range(n):
-        ax.plot(rec.update_steps, np.maximum(ratio[:, i], floor), color=cmap(i / max(n - 1, 1)),
-                lw=1, label=f"layer {i + 1}" if i in (0, n - 1) else None)
+        ax.plot(
+            rec.update_steps,
+            np.maximum(ratio[:, i], floor),
+            color=cmap(i / max(n - 1, 1)),
+            lw=1,
+            label=f"layer {i + 1}" if i in (0, n - 1) else None,
+        )
     ax.axhline(HEALTHY_UPDATE_RATIO, color="k", ls="--", lw=1, label="1e-3")
     ax.set_yscale("log")
     ax.set_xlabel("training step")
@@ -407,8 +438,7 @@ def show(rec: Recorder, *, title: str | None = None) -> plt.Figure:
     grid = fig.add_gridspec(2, 3)
     top = grid[0, :].subgridspec(1, max(len(modules), 1))
     if modules:
-        plot_activations(rec, modules=modules,
-                         axes=[fig.add_subplot(top[0, k]) for k in range(len(modules))])
+        plot_activations(rec, modules=modules, axes=[fig.add_subplot(top[0, k]) for k in range(len(modules))])
         plot_dead(rec, ax=fig.add_subplot(grid[1, 0]))
     plot_grad_histograms(rec, ax=fig.add_subplot(grid[1, 1]))
     plot_update_ratios(rec, ax=fig.add_subplot(grid[1, 2]))
@@ -418,9 +448,16 @@ def show(rec: Recorder, *, title: str | None = None) -> plt.Figure:
 
 
 # -- explorer -------------------------------------------------------------------------------
-def draw_dashboard(activation: str = "sigmoid", init: str = "default", norm: str | None = None,
-                   residual: bool = False, depth: int = 10, lr: float = 0.1, steps: int = 200,
-                   seed: int = 0) -> plt.Figure:
+def draw_dashboard(
+    activation: str = "sigmoid",
+    init: str = "default",
+    norm: str | None = None,
+    residual: bool = False,
+    depth: int = 10,
+    lr: float = 0.1,
+    steps: int = 200,
+    seed: int = 0,
+) -> plt.Figure:
     """Train a fresh ``gradflow.models.mlp`` of width 64 on the digits under a ``Recorder`` (on
     the CPU) and draw its dashboard.
 
@@ -443,20 +480,33 @@ def draw_dashboard(activation: str = "sigmoid", init: str = "default", norm: str
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     lr = _real("lr", lr)
     set_seed(int(seed))
-    model = models.mlp(int(depth), 64, activation=activation, init=init, norm=norm,
-                       residual=bool(residual))
+    model = models.mlp(int(depth), 64, activation=activation, init=init, norm=norm, residual=bool(residual))
     bounded = activation in ("sigmoid", "tanh")
     with Recorder(model, act_range=(0.0, 1.0) if bounded else (0.0, 4.0)) as rec:
-        history = train.fit(model, data.digits(device="cpu"), steps=int(steps), lr=lr,
-                            seed=int(seed), eval_every=int(steps), device="cpu",
-                            on_nonfinite="record", progress=False)
+        history = train.fit(
+            model,
+            data.digits(device="cpu"),
+            steps=int(steps),
+            lr=lr,
+            seed=int(seed),
+            eval_every=int(steps),
+            device="cpu",
+            on_nonfinite="record",
+            progress=False,
+        )
     acc = "diverged" if history.diverged else f"test accuracy {history.test_acc[-1]:.3f}"
     extra = (f", {norm} norm" if norm else "") + (", residual" if residual else "")
     return show(rec, title=f"{depth} x {activation}, {init} init{extra}, lr {lr:g}: {acc}")
 
 
-def dashboard_explorer(activation: str = "sigmoid", init: str = "default", norm: str = "none",
-                       residual: bool = False, depth: int = 10, lr: float = 0.1) -> None:
+def dashboard_explorer(
+    activation: str = "sigmoid",
+    init: str = "default",
+    norm: str = "none",
+    residual: bool = False,
+    depth: int = 10,
+    lr: float = 0.1,
+) -> None:
     """Drop-downs for activation, init and norm, a residual switch and sliders for depth and
     learning rate over ``draw_dashboard`` (200 steps; a few seconds per redraw)."""
     import ipywidgets as widgets
@@ -469,13 +519,18 @@ def dashboard_explorer(activation: str = "sigmoid", init: str = "default", norm:
 
     return explore(
         draw,
-        activation=widgets.Dropdown(options=[n for n in activations.NAMES if n != "linear"],
-                                    value=activation, description="activation"),
-        init=widgets.Dropdown(options=[s for s in SCHEMES if s not in ("zeros", "constant")],
-                              value=init, description="init"),
-        norm=widgets.Dropdown(options=["none", "batch", "layer", "rms"], value=norm,
-                              description="norm"),
+        activation=widgets.Dropdown(
+            options=[n for n in activations.NAMES if n != "linear"],
+            value=activation,
+            description="activation",
+        ),
+        init=widgets.Dropdown(
+            options=[s for s in SCHEMES if s not in ("zeros", "constant")], value=init, description="init"
+        ),
+        norm=widgets.Dropdown(options=["none", "batch", "layer", "rms"], value=norm, description="norm"),
         residual=widgets.Checkbox(value=residual, description="residual"),
         depth=widgets.IntSlider(value=depth, min=2, max=30, description="depth"),
         lr=widgets.FloatLogSlider(value=lr, base=10, min=-3, max=0, step=0.1, description="lr"),
-        steps=widgets.fixed(200), seed=widgets.fixed(0))
+        steps=widgets.fixed(200),
+        seed=widgets.fixed(0),
+    )
