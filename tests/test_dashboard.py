@@ -70,6 +70,32 @@ def test_update_ratio_of_one_sgd_step_is_lr_times_grad_over_weight():
     np.testing.assert_allclose(rec.update_ratio[0], expected, rtol=1e-5)
 
 
+def test_round_off_floor_is_the_weights_eps_and_an_update_below_it_is_lost():
+    rec = dashboard.Recorder(_net())
+    assert rec.weight_eps == torch.finfo(torch.float32).eps
+    assert dashboard.Recorder(_net().double()).weight_eps == torch.finfo(torch.float64).eps
+    # the reason for the floor: a relative step well below eps leaves a float32 weight unchanged
+    w = torch.tensor([0.3, -0.7, 1.1])
+    assert torch.equal(w + w * (rec.weight_eps / 10), w)
+    # the band is drawn where a ratio falls below the floor (a tiny learning rate), not otherwise
+    for lr, shaded in ((1e-12, True), (0.1, False)):
+        ax = dashboard.plot_update_ratios(_recorded_run(lr))
+        assert any(p.get_label().startswith("round-off") for p in ax.patches) == shaded
+        plt.close("all")
+
+
+def _recorded_run(lr: float) -> dashboard.Recorder:
+    net = _net()
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    with dashboard.Recorder(net) as rec:
+        for _ in range(3):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    return rec
+
+
 def test_update_ratios_follow_training_and_skip_evaluation():
     net = _net()
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
@@ -145,4 +171,8 @@ def test_draw_dashboard_reports_the_sick_net():
     fig = dashboard.draw_dashboard(depth=4, steps=5)
     assert "sigmoid" in fig._suptitle.get_text() and len(fig.axes) == 6
     plt.close("all")
+    with pytest.raises(ValueError, match="steps"):
+        dashboard.draw_dashboard(steps=0)
+    with pytest.raises(ValueError, match="steps"):
+        dashboard.draw_dashboard(steps="100")
     assert math.isclose(dashboard.HEALTHY_UPDATE_RATIO, 1e-3)

@@ -7,11 +7,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import pytest
-import torch
-from torch import nn
-
-from gradflow import probes
 
 ROOT = pathlib.Path(__file__).parent.parent
 PAGE = (ROOT / "appendix" / "own_model.md").read_text(encoding="utf-8")
@@ -39,21 +34,3 @@ def test_install_line_uses_the_books_repository():
     url = re.search(r"^repository:\s*\n\s+url:\s*(\S+)", (ROOT / "_config.yml").read_text(), re.M)
     (install,) = _blocks("bash")
     assert f"git+{url.group(1).rstrip('/')}.git@main#subdirectory=code" in install
-
-
-def test_recurrent_weights_are_not_probed_yet_and_frozen_weights_are_refused():
-    # The page's last two bullets: if gradflow.probes learns either, update the page.
-    class GRUNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.gru, self.head = nn.GRU(4, 8, batch_first=True), nn.Linear(8, 3)
-
-        def forward(self, x):
-            return self.head(self.gru(x)[0][:, -1])
-
-    x, y = torch.randn(5, 6, 4), torch.randint(0, 3, (5,))
-    assert [s.name for s in probes.measure(GRUNet(), x, y)] == ["head"]
-    frozen = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 3))
-    frozen[0].weight.requires_grad_(False)
-    with pytest.raises(RuntimeError):
-        probes.measure(frozen, torch.randn(5, 4), y)
