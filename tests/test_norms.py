@@ -237,3 +237,32 @@ def test_draw_norm_flow_and_axes_draw(monkeypatch):
     assert len(fig.axes) == 5
     with pytest.raises(ValueError):
         norms.draw_norm_flow(norm="group")
+
+
+def test_elements_moved_counts_reads_and_writes():
+    # one element-wise pass over 10 elements: 10 read + 10 written
+    assert norms.elements_moved(lambda t: t * 2, torch.ones(10)) == 20
+    # a row mean of a (4, 5) tensor: 20 read + 4 written
+    assert norms.elements_moved(lambda t: t.mean(-1, keepdim=True), torch.ones(4, 5)) == 24
+    # two ops: (x - 1) then exp: 2 * (n + n)
+    assert norms.elements_moved(lambda t: (t - 1).exp(), torch.ones(3, 7)) == 4 * 21
+    # a fused library layer counts as one op: read n, write n
+    x = torch.randn(8, 16)
+    assert norms.elements_moved(nn.LayerNorm(16, elementwise_affine=False), x) == 2 * x.numel()
+    # hand-written RMSNorm moves 5/8 of what hand-written LayerNorm does (up to the row statistics)
+    def ln(t):
+        d = t - t.mean(-1, keepdim=True)
+        return d * torch.rsqrt(d.pow(2).mean(-1, keepdim=True) + 1e-5)
+
+    def rms(t):
+        return t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + 1e-5)
+
+    x = torch.randn(64, 256)
+    assert norms.elements_moved(ln, x) == 8 * x.numel() + 8 * 64
+    assert norms.elements_moved(rms, x) == 5 * x.numel() + 6 * 64
+
+
+@pytest.mark.parametrize("fn, x, exc", [(None, torch.ones(2), TypeError), (abs, [1.0, 2.0], TypeError)])
+def test_elements_moved_refuses_bad_arguments(fn, x, exc):
+    with pytest.raises(exc):
+        norms.elements_moved(fn, x)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Sequence
+from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -520,3 +520,40 @@ def norm_flow_explorer(depth: int = 20, activation: str = "sigmoid", norm: str =
                                   value=init, description="init"),
             batch_size=widgets.IntSlider(value=batch_size, min=2, max=256, description="batch"),
             width=widgets.fixed(64), seed=widgets.fixed(0), ax=widgets.fixed(None))
+
+
+def elements_moved(fn: Callable[[torch.Tensor], object], x: torch.Tensor) -> int:
+    """Count the tensor elements that ``fn(x)`` reads and writes, summed over every torch
+    operation it calls: a machine-independent measure of the memory traffic of element-wise code
+    (one full pass over an n-element tensor that writes a same-size result counts 2n).
+
+    Every torch function and tensor method ``fn`` calls is intercepted (a
+    ``torch.overrides.TorchFunctionMode``); for each, the sizes of its tensor arguments and of the
+    tensors it returns are added up. A fused library kernel (``nn.LayerNorm``) counts as one
+    operation, so compare functions written with the same operations.
+
+    Args:
+        fn: a callable taking one tensor.
+        x: the input tensor.
+    """
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_leaves
+
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    total = 0
+
+    class _Count(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            nonlocal total
+            out = func(*args, **(kwargs or {}))
+            if getattr(func, "__name__", "") not in ("__get__", "size", "dim", "numel", "shape"):
+                total += sum(t.numel() for t in tree_leaves((args, kwargs or {}, out))
+                             if isinstance(t, torch.Tensor))
+            return out
+
+    with torch.no_grad(), _Count():
+        fn(x)
+    return total
