@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from . import _args
@@ -78,6 +79,7 @@ def layer_profile(series: Mapping[str, Sequence[float]], *, ax: plt.Axes | None 
     for label, values in series.items():
         values = np.asarray(values, dtype=float)
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=label, color=_color(label))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
     return _finish(ax, xlabel, ylabel, title, logy, legend=len(series) > 1)
 
 
