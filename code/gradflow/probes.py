@@ -37,6 +37,7 @@ first forward pass that completes. All hooks are removed on exit, even after an 
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -439,7 +440,7 @@ class Probe:
         self._active = self._order is None or self._passes % self.every == 0
         self._passes += 1
         self._in_pass = True
-        self._calls = set()
+        self._calls.clear()
         self._current = None
         if self._active:
             self._pass_handles = []
@@ -455,47 +456,67 @@ class Probe:
 
     def _check_once(self, module: nn.Module) -> None:
         if self._in_pass:
-            key = id(module)
-            if key in self._calls:
-                raise RuntimeError(
-                    f"Probe: module {self._names.get(key) or type(module).__name__!r} ran twice in "
-                    "one forward pass; a Probe keeps one row per layer and cannot tell the calls "
-                    "apart. Give each call its own module, or leave this model unprobed")
-            self._calls.add(key)
+            if id(module) in self._calls:
+                self._refuse(module)
+            self._calls.add(id(module))
+
+    def _refuse(self, module: nn.Module) -> None:
+        raise RuntimeError(
+            f"Probe: module {self._names.get(id(module)) or type(module).__name__!r} ran twice in "
+            "one forward pass; a Probe keeps one row per layer and cannot tell the calls apart. "
+            "Give each call its own module, or leave this model unprobed")
 
     def _grad_of(self, out: torch.Tensor, fn) -> None:
-        """Call fn(dL/d out) in the backward pass, through a pre-hook on out's grad_fn."""
+        """Call fn(dL/d out) in the backward pass (a pre-hook on out's grad_fn), while entered."""
         node = out.grad_fn
         if node is None:
-            handle = out.register_hook(fn)
+            handle = out.register_hook(functools.partial(self._call_if_entered, fn))
         else:
-            k = out.output_nr
-            handle = node.register_prehook(lambda grads: fn(grads[k]) if self._depth else None)
+            handle = node.register_prehook(functools.partial(self._node_grad, fn, out.output_nr))
         self._pass_handles.append(handle)
 
+    def _call_if_entered(self, fn, grad: torch.Tensor) -> None:
+        if self._depth:
+            fn(grad)
+
+    def _node_grad(self, fn, k: int, grads: tuple) -> None:
+        if self._depth:
+            fn(grads[k])
+
+    def _linear_grad(self, slot: dict, x: torch.Tensor, k: int, grads: tuple) -> None:
+        """dL/dz of an nn.Linear, with the input x it saw: dL/dW = G^T X is rebuilt when read."""
+        if self._depth:
+            slot["g"], slot["x"], slot["wg"] = grads[k], x, None
+            self._cache = None
+
+    def _set_grad(self, slot: dict, grad: torch.Tensor) -> None:
+        slot["g"] = grad
+        self._cache = None
+
     def _layer_hook(self, i: int, single: bool):
-        weight = self._weights[i]
-        fast = self._fast(weight)
+        fast = self._fast(self._weights[i])
         slot = self._raw[i]
 
         def hook(module: nn.Module, inputs: tuple, out: object) -> None:
-            self._check_once(module)
+            if self._in_pass:
+                if id(module) in self._calls:
+                    self._refuse(module)
+                self._calls.add(id(module))
             if not self._active:
                 return
             self._current = i if single else None
             if not single or not isinstance(out, torch.Tensor):
                 return
+            # references only (no copies): reduced under no_grad when read, see stats()
             if self.track_activations and not (self._order is not None and i in self._followed):
-                slot["y"], slot["act"], slot["z"] = out.detach(), None, None
+                slot["y"], slot["act"], slot["z"] = out, None, None
             if out.requires_grad:
-                x = inputs[0].detach() if fast else None
-
-                def on_grad(g: torch.Tensor) -> None:
-                    slot["g"] = g.detach()
-                    if fast:
-                        slot["x"], slot["wg"] = x, None
-                    self._cache = None
-                self._grad_of(out, on_grad)
+                node = out.grad_fn
+                if fast and node is not None:
+                    self._pass_handles.append(node.register_prehook(
+                        functools.partial(self._linear_grad, slot, inputs[0], out.output_nr)))
+                else:
+                    self._grad_of(out, functools.partial(self._set_grad, slot))
         return hook
 
     def _param_output_hook(self, i: int):
@@ -546,7 +567,7 @@ class Probe:
         # run it if that output was changed in place: a reference is as safe as a copy there.
         # Other activations' outputs and inputs are copied.
         if name in _SLOPE_FROM_OUTPUT:
-            slot["y"], slot["z"] = out.detach(), None
+            slot["y"], slot["z"] = out, None
         else:
             slot["y"], slot["z"] = out.detach().clone(), inputs[0].detach().clone()
         slot["act"] = name
@@ -573,6 +594,7 @@ class Probe:
         """Layer names in depth order."""
         return [self._weights[i].name for i in self.order]
 
+    @torch.no_grad()
     def stats(self) -> list[LayerStats]:
         """The latest statistics of every layer, input side first."""
         if self._cache is not None:
