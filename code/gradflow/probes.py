@@ -203,6 +203,23 @@ def layers_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 _RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
+_REBUILD_MACS = 2 ** 20
+_GRAIN = 32768  # at::internal::GRAIN_SIZE: smaller reductions never split across threads
+
+
+def _population_std(rows: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """``row.std(correction=0)`` for every row of a (rows, n) float tensor, bit for bit.
+
+    A full ``std`` on the CPU takes the float mean, then adds up (x - mean)^2 one element after
+    the other in double precision, divides, takes the square root and rounds to the tensor's
+    dtype; a cumulative sum in double adds in that same order. Tensors of ``_GRAIN`` elements or
+    more are reduced one by one (``Tensor.std``), so this holds for any thread count.
+    """
+    if rows.shape[1] >= _GRAIN or rows.device.type != "cpu" or rows.shape[1] == 0:
+        return torch.stack([r.std(correction=0) for r in rows])
+    dx = rows.double() - means.double()[:, None]
+    total = torch.cumsum(dx * dx, dim=1)[:, -1]
+    return torch.sqrt(total / rows.shape[1]).to(rows.dtype)
 
 
 def _unrolled(module: nn.RNNBase, inputs: tuple) -> tuple[object, list[torch.Tensor]] | None:
@@ -316,7 +333,7 @@ class Probe:
         self._events: dict[int, int] = {}  # id(module) -> exit order in the discovery pass
         self._discovery: list[torch.utils.hooks.RemovableHandle] = []
         self._weight_handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
-        self._unfired: set[int] = set()
+        self._rebuild: set[int] = set()  # nn.Linear rows whose dL/dW is rebuilt as G^T X
         self._passes = 0
         self._active = True
         self._in_pass = False
@@ -359,8 +376,8 @@ class Probe:
             if w.parametrized:
                 plist = w.module.parametrizations[w.key]
                 self._handles.append(plist.register_forward_hook(self._param_output_hook(i)))
-            elif not self._fast(w) or self._order is None or i in self._unfired:
-                # nn.Linear needs none once a pass has shown that its forward runs (see _fast)
+            elif i not in self._rebuild:
+                # (an nn.Linear that rebuilds its weight gradient needs none, see _freeze_order)
                 handle = w.module._parameters[w.key].register_hook(self._weight_hook(i))
                 self._weight_handles[i] = handle
         if self.track_activations:
@@ -428,12 +445,17 @@ class Probe:
         for h in self._discovery:
             h.remove()
         self._discovery.clear()
-        # nn.Linear layers that ran rebuild their weight gradient from G and X: drop their hooks
-        self._unfired = {i for i, w in enumerate(self._weights) if id(w.module) not in self._events}
+        # An nn.Linear whose forward ran rebuilds its weight gradient as G^T X when read (one
+        # product per read instead of a copy per pass), where that product is small: batch x in
+        # x out <= _REBUILD_MACS multiply-adds. Larger layers keep the copy taken by their hook.
         for i, h in list(self._weight_handles.items()):
-            if self._fast(self._weights[i]) and i not in self._unfired:
+            w = self._weights[i]
+            rows = self._raw[i].pop("rows", None)
+            if (self._fast(w) and id(w.module) in self._events and rows is not None
+                    and rows * w.module.weight.numel() <= _REBUILD_MACS):
                 h.remove()
                 del self._weight_handles[i]
+                self._rebuild.add(i)
 
     # -- hooks ----------------------------------------------------------------------------
     def _start_pass(self, module: nn.Module, inputs: object) -> None:
@@ -484,7 +506,8 @@ class Probe:
             fn(grads[k])
 
     def _linear_grad(self, slot: dict, x: torch.Tensor, k: int, grads: tuple) -> None:
-        """dL/dz of an nn.Linear, with the input x it saw: dL/dW = G^T X is rebuilt when read."""
+        """dL/dz of an nn.Linear, with the input x it saw: dL/dW = G^T X is rebuilt when read
+        (the weight hook, which runs after this one in the first pass, may set a copy instead)."""
         if self._depth:
             slot["g"], slot["x"], slot["wg"] = grads[k], x, None
             self._cache = None
@@ -496,6 +519,7 @@ class Probe:
     def _layer_hook(self, i: int, single: bool):
         fast = self._fast(self._weights[i])
         slot = self._raw[i]
+        rebuild = self._rebuild
 
         def hook(module: nn.Module, inputs: tuple, out: object) -> None:
             if self._in_pass:
@@ -512,7 +536,9 @@ class Probe:
                 slot["y"], slot["act"], slot["z"] = out, None, None
             if out.requires_grad:
                 node = out.grad_fn
-                if fast and node is not None:
+                if fast and node is not None and (i in rebuild or self._order is None):
+                    if self._order is None:
+                        slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
                     self._pass_handles.append(node.register_prehook(
                         functools.partial(self._linear_grad, slot, inputs[0], out.output_nr)))
                 else:
@@ -596,43 +622,84 @@ class Probe:
 
     @torch.no_grad()
     def stats(self) -> list[LayerStats]:
-        """The latest statistics of every layer, input side first."""
+        """The latest statistics of every layer, input side first.
+
+        Computed on the first read after a pass (then kept): tensors of equal shape are stacked
+        and reduced together (a row-wise reduction gives the very bits of the same reduction on
+        each tensor alone), and every number comes to Python in one transfer.
+        """
         if self._cache is not None:
             return list(self._cache)
-        pending: list[torch.Tensor] = []
-        rows: list[list[object]] = []
-        for i in self.order:
+        order = self.order
+        cells: dict[int, list[object]] = {i: [None] * len(STAT_NAMES) for i in order}
+        pieces: list[torch.Tensor] = []
+
+        def put(rows: list[int], k: int, values: torch.Tensor) -> None:
+            if values.dim() != 1:
+                values = values.reshape(-1)
+            n = len(pieces)
+            for j, i in enumerate(rows):
+                cells[i][k] = (n, j)
+            pieces.append(values)
+
+        def grouped(key: str) -> list[list[tuple[int, torch.Tensor]]]:
+            """Tensors under ``key``, grouped by shape, dtype and device; a tensor of _GRAIN or
+            more elements stays alone (a full reduction of it may be split across threads)."""
+            groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
+            for i in order:
+                t = self._raw[i].get(key)
+                if t is not None:
+                    big = t.numel() >= _GRAIN or t.dtype not in (torch.float32, torch.float64)
+                    groups.setdefault((i,) if big else (t.shape, t.dtype, t.device), []).append((i, t))
+            return list(groups.values())
+
+        def stack(items: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+            if len(items) == 1:
+                return items[0][1].reshape(1, -1)
+            return torch.stack([t for _, t in items]).reshape(len(items), -1)
+
+        for i in order:
             raw = self._raw[i]
-            values: list[object] = [math.nan] * len(STAT_NAMES)
-            wg = raw.get("wg")
-            if wg is None and raw.get("g") is not None and raw.get("x") is not None:
+            if raw.get("wg") is None and raw.get("g") is not None and raw.get("x") is not None:
                 g, x = raw["g"], raw["x"]
-                wg = g.reshape(-1, g.shape[-1]).t().mm(x.reshape(-1, x.shape[-1]))
-                raw["wg"] = wg
-            if wg is not None:
-                values[0] = torch.linalg.vector_norm(wg)
-                values[1] = wg.abs().mean()
-            g = raw.get("g")
-            if g is not None:
-                norm = torch.linalg.vector_norm(g)
-                values[3] = norm
-                values[2] = torch.div(norm, math.sqrt(g.numel()))
-            y = raw.get("y")
-            if y is not None:
-                values[4], values[5] = y.mean(), y.std(correction=0)
-                if raw.get("act") is not None:
-                    values[6] = _saturation(raw["act"], y, raw.get("z"))
-            for k, v in enumerate(values):
-                if isinstance(v, torch.Tensor):
-                    values[k] = len(pending)
-                    pending.append(v)
+                raw["wg"] = g.reshape(-1, g.shape[-1]).t().mm(x.reshape(-1, x.shape[-1]))
+        for items in grouped("wg"):
+            rows = [i for i, _ in items]
+            stacked = stack(items)
+            put(rows, 0, torch.linalg.vector_norm(stacked, dim=1))
+            put(rows, 1, stacked.abs().mean(dim=1))
+        for items in grouped("g"):
+            rows = [i for i, _ in items]
+            stacked = stack(items)
+            norms = torch.linalg.vector_norm(stacked, dim=1)
+            put(rows, 3, norms)
+            put(rows, 2, torch.div(norms, math.sqrt(stacked.shape[1])))
+        for items in grouped("y"):
+            rows = [i for i, _ in items]
+            stacked = stack(items)
+            means = stacked.mean(dim=1)
+            put(rows, 4, means)
+            put(rows, 5, _population_std(stacked, means))
+            by_act: dict[str, list[int]] = {}
+            for j, (i, _) in enumerate(items):
+                name = self._raw[i].get("act")
+                if name is None:
+                    continue
+                if name in _SLOPE_FROM_OUTPUT and self._raw[i].get("z") is None:
+                    by_act.setdefault(name, []).append(j)
                 else:
-                    values[k] = None
-            rows.append(values)
-        flat = torch.stack(pending).tolist() if pending else []
+                    put([i], 6, _saturation(name, self._raw[i]["y"], self._raw[i].get("z")))
+            for name, js in by_act.items():
+                sub = stacked if len(js) == len(items) else stacked[js]
+                slow = _SLOPE_FROM_OUTPUT[name](sub) < 0.05 * activations.MAX_DERIVATIVE[name]
+                put([items[j][0] for j in js], 6, torch.mean(slow, dim=1, dtype=torch.float32))
+        flat = torch.cat(pieces).tolist() if pieces else []
+        offsets = [0]
+        for p in pieces:
+            offsets.append(offsets[-1] + p.numel())
         out = []
-        for i, values in zip(self.order, rows):
-            nums = [math.nan if k is None else flat[k] for k in values]
+        for i in order:
+            nums = [math.nan if c is None else flat[offsets[c[0]] + c[1]] for c in cells[i]]
             out.append(LayerStats(self._weights[i].name, *nums, activation=self._raw[i].get("act")))
         self._cache = out
         return list(out)
