@@ -311,9 +311,10 @@ class Probe:
     During a pass the hooks only keep references to what they need (layer inputs, activations,
     gradients); the statistics are computed when first read (``stats``, ``column``, ``table``),
     batched into one transfer, so a probe attached to every step of a training loop adds little
-    to it. A module called twice in one forward pass is refused (a ``RuntimeError`` naming it):
-    one row per layer cannot hold two calls. Entering a probe that is already entered is allowed;
-    the hooks go when the outermost ``with`` exits.
+    to it. A module called twice in one recorded forward pass is refused (a ``RuntimeError``
+    naming it): one row per layer cannot hold two calls. Entering a probe that is already
+    entered is allowed; the hooks go when the outermost ``with`` exits (with them the hooks the
+    latest pass put on its outputs: a backward run after the exit records nothing).
     """
 
     def __init__(self, model: nn.Module, *, activations: bool = True, every: int = 1,
@@ -334,6 +335,8 @@ class Probe:
         self._discovery: list[torch.utils.hooks.RemovableHandle] = []
         self._weight_handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
         self._rebuild: set[int] = set()  # nn.Linear rows whose dL/dW is rebuilt as G^T X
+        self._hooks: list[tuple[nn.Module, object]] | None = None
+        self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self._passes = 0
         self._active = True
         self._in_pass = False
@@ -363,29 +366,46 @@ class Probe:
             raise
         return self
 
-    def _install(self) -> None:
+    def _build_hooks(self) -> list[tuple[nn.Module, object]]:
+        """(module, forward hook) pairs: built once, installed for each recorded pass."""
+        out: list[tuple[nn.Module, object]] = []
         modules = {id(w.module): w.module for w in self._weights}
         for key, module in modules.items():
             rows = self._rows_of[key]
             single = len(rows) == 1 and not isinstance(module, (*_RECURRENT, nn.MultiheadAttention))
             if isinstance(module, _RECURRENT):
-                self._handles.append(module.register_forward_hook(self._recurrent_hook(rows)))
+                out.append((module, self._recurrent_hook(rows)))
             else:
-                self._handles.append(module.register_forward_hook(self._layer_hook(rows[0], single)))
+                out.append((module, self._layer_hook(rows[0], single)))
         for i, w in enumerate(self._weights):
             if w.parametrized:
-                plist = w.module.parametrizations[w.key]
-                self._handles.append(plist.register_forward_hook(self._param_output_hook(i)))
-            elif i not in self._rebuild:
-                # (an nn.Linear that rebuilds its weight gradient needs none, see _freeze_order)
-                handle = w.module._parameters[w.key].register_hook(self._weight_hook(i))
-                self._weight_handles[i] = handle
+                out.append((w.module.parametrizations[w.key], self._param_output_hook(i)))
         if self.track_activations:
             for module in self.model.modules():
                 name = activations.name_of(module)
                 if id(module) not in modules and name is not None:
                     self._act_names[id(module)] = name
-                    self._handles.append(module.register_forward_hook(self._act_hook))
+                    out.append((module, self._act_hook))
+        return out
+
+    def _install_module_hooks(self) -> None:
+        if not self._module_handles:
+            self._module_handles = [m.register_forward_hook(fn) for m, fn in self._hooks]
+
+    def _remove_module_hooks(self) -> None:
+        for h in self._module_handles:
+            h.remove()
+        self._module_handles = []
+
+    def _install(self) -> None:
+        if self._hooks is None:
+            self._hooks = self._build_hooks()
+        self._install_module_hooks()
+        for i, w in enumerate(self._weights):
+            if not w.parametrized and i not in self._rebuild:
+                # (an nn.Linear that rebuilds its weight gradient needs none, see _freeze_order)
+                handle = w.module._parameters[w.key].register_hook(self._weight_hook(i))
+                self._weight_handles[i] = handle
         if self._order is None:
             self._start_discovery()
         self._handles.append(self.model.register_forward_pre_hook(self._start_pass))
@@ -400,10 +420,11 @@ class Probe:
         """Remove every hook this probe installed, including those on the latest pass's outputs
         (``__exit__`` of the outermost ``with`` calls it)."""
         for h in (*self._handles, *self._pass_handles, *self._discovery,
-                  *self._weight_handles.values()):
+                  *self._weight_handles.values(), *self._module_handles):
             h.remove()
         self._handles.clear()
         self._weight_handles.clear()
+        self._module_handles = []
         self._pass_handles.clear()
         self._discovery.clear()
         self._depth = 0
@@ -461,6 +482,11 @@ class Probe:
     def _start_pass(self, module: nn.Module, inputs: object) -> None:
         self._active = self._order is None or self._passes % self.every == 0
         self._passes += 1
+        if self.every > 1:  # the other passes run without the per-layer hooks at all
+            if self._active:
+                self._install_module_hooks()
+            else:
+                self._remove_module_hooks()
         self._in_pass = True
         self._calls.clear()
         self._current = None
