@@ -288,6 +288,61 @@ def _unrolled(module: nn.RNNBase, inputs: tuple) -> tuple[object, list[torch.Ten
     return (output, (h_n, c_n) if lstm else h_n), states
 
 
+class _Patch:
+    """Removes one function from a module's ``_after_forward`` list (a RemovableHandle's job)."""
+
+    def __init__(self, module: nn.Module, key: object):
+        self.module, self.key = module, key
+
+    def remove(self) -> None:
+        state = self.module.__dict__.get("_gradflow_forward")
+        if state is None or self.key not in state["after"]:
+            return
+        del state["after"][self.key]
+        state["before"].pop(self.key, None)
+        state["calls"] = (tuple(state["before"].values()), tuple(state["after"].values()))
+        if not state["after"]:
+            del self.module.__dict__["_gradflow_forward"]
+            if state["previous"] is None:
+                self.module.__dict__.pop("forward", None)
+            else:
+                self.module.__dict__["forward"] = state["previous"]
+
+
+def _after_forward(module: nn.Module, fn, before=None) -> _Patch:
+    """Call ``fn(module, args, output)`` after every ``module.forward`` (a non-None return value
+    replaces the output), and ``before(module, args)`` before it: what forward (pre-)hooks do,
+    without them. A module with any forward hook takes ``nn.Module``'s slow call path (about as
+    costly as a small layer's matrix product); an instance attribute ``forward`` wrapping the
+    original keeps the fast one. Several callers can share one module; ``remove()`` restores
+    the original ``forward`` when the last one goes."""
+    state = module.__dict__.get("_gradflow_forward")
+    if state is None:
+        previous = module.__dict__.get("forward")
+        inner = module.forward
+        state = {"after": {}, "before": {}, "previous": previous, "calls": ((), ())}
+
+        def forward(*args, **kwargs):
+            pre, post = state["calls"]
+            for f in pre:
+                f(module, args)
+            out = inner(*args, **kwargs)
+            for f in post:
+                result = f(module, args, out)
+                if result is not None:
+                    out = result
+            return out
+
+        module.__dict__["_gradflow_forward"] = state
+        module.__dict__["forward"] = forward
+    key = object()
+    state["after"][key] = fn
+    if before is not None:
+        state["before"][key] = before
+    state["calls"] = (tuple(state["before"].values()), tuple(state["after"].values()))
+    return _Patch(module, key)
+
+
 class Probe:
     """Context manager that records ``LayerStats`` for every layer of ``model``.
 
@@ -336,6 +391,11 @@ class Probe:
         self._weight_handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
         self._rebuild: set[int] = set()  # nn.Linear rows whose dL/dW is rebuilt as G^T X
         self._hooks: list[tuple[nn.Module, object]] | None = None
+        # an activation whose output is exactly the next nn.Linear's input (checked in the first
+        # pass) needs no hook of its own: that layer's hook reads it. layer -> (row, name)
+        self._feeds: dict[int, tuple[int, str]] = {}
+        self._fed: dict[int, tuple[nn.Module, int, str]] = {}
+        self._last_act: tuple | None = None
         self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self._passes = 0
         self._active = True
@@ -390,7 +450,7 @@ class Probe:
 
     def _install_module_hooks(self) -> None:
         if not self._module_handles:
-            self._module_handles = [m.register_forward_hook(fn) for m, fn in self._hooks]
+            self._module_handles = [_after_forward(m, fn) for m, fn in self._hooks]
 
     def _remove_module_hooks(self) -> None:
         for h in self._module_handles:
@@ -408,17 +468,24 @@ class Probe:
                 self._weight_handles[i] = handle
         if self._order is None:
             self._start_discovery()
-        self._handles.append(self.model.register_forward_pre_hook(self._start_pass))
-        self._handles.append(self.model.register_forward_hook(self._end_pass))
+        self._handles.append(_after_forward(self.model, self._end_pass, before=self._start_pass))
 
     def __exit__(self, *exc: object) -> None:
         self._depth = max(self._depth - 1, 0)
         if self._depth == 0:
             self.remove()
 
+    def _close_pass(self) -> None:
+        """Keep the gradients that arrived inside the ``with`` block; forget the rest."""
+        for slot in self._raw.values():
+            if "out" in slot:
+                if self._resolve(slot, drop=True):
+                    self._cache = None
+
     def remove(self) -> None:
         """Remove every hook this probe installed, including those on the latest pass's outputs
         (``__exit__`` of the outermost ``with`` calls it)."""
+        self._close_pass()
         for h in (*self._handles, *self._pass_handles, *self._discovery,
                   *self._weight_handles.values(), *self._module_handles):
             h.remove()
@@ -466,6 +533,14 @@ class Probe:
         for h in self._discovery:
             h.remove()
         self._discovery.clear()
+        if self._fed:
+            skip = {id(m) for m, _, _ in self._fed.values()}
+            self._feeds.update({j: (i, name) for j, (_, i, name) in self._fed.items()})
+            self._fed = {}
+            self._last_act = None
+            self._remove_module_hooks()
+            self._hooks = [(m, fn) for m, fn in self._hooks if not (fn == self._act_hook and id(m) in skip)]
+            self._install_module_hooks()
         # An nn.Linear whose forward ran rebuilds its weight gradient as G^T X when read (one
         # product per read instead of a copy per pass), where that product is small: batch x in
         # x out <= _REBUILD_MACS multiply-adds. Larger layers keep the copy taken by their hook.
@@ -496,6 +571,8 @@ class Probe:
         if self._order is None:
             self._events = {}
             self._followed = set()
+            self._fed = {}
+            self._last_act = None
 
     def _end_pass(self, module: nn.Module, inputs: object, out: object) -> None:
         self._in_pass = False
@@ -546,6 +623,7 @@ class Probe:
         fast = self._fast(self._weights[i])
         slot = self._raw[i]
         rebuild = self._rebuild
+        feeds = self._feeds
 
         def hook(module: nn.Module, inputs: tuple, out: object) -> None:
             if self._in_pass:
@@ -555,21 +633,55 @@ class Probe:
             if not self._active:
                 return
             self._current = i if single else None
+            if self.track_activations and inputs:
+                if self._order is None:
+                    last = self._last_act
+                    if last is not None and inputs[0] is last[2]:
+                        self._fed[i] = (last[0], last[1], last[3])
+                    self._last_act = None
+                else:
+                    feed = feeds.get(i)
+                    if feed is not None:  # the activation before this layer, from its input
+                        fed = self._raw[feed[0]]
+                        fed["y"], fed["z"], fed["act"] = inputs[0], None, feed[1]
             if not single or not isinstance(out, torch.Tensor):
                 return
             # references only (no copies): reduced under no_grad when read, see stats()
             if self.track_activations and not (self._order is not None and i in self._followed):
                 slot["y"], slot["act"], slot["z"] = out, None, None
             if out.requires_grad:
-                node = out.grad_fn
-                if fast and node is not None and (i in rebuild or self._order is None):
+                if slot.get("out") is not None:
+                    self._resolve(slot)
+                # dL/dz arrives in out.grad (retain_grad: a C++ hook, no Python call in the
+                # backward pass); it is picked up when read, or at the next pass, or at exit
+                out.retain_grad()
+                slot["out"] = out
+                if fast and (i in rebuild or self._order is None):
+                    slot["out_x"] = inputs[0]
                     if self._order is None:
                         slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
-                    self._pass_handles.append(node.register_prehook(
-                        functools.partial(self._linear_grad, slot, inputs[0], out.output_nr)))
                 else:
-                    self._grad_of(out, functools.partial(self._set_grad, slot))
+                    slot["out_x"] = None
         return hook
+
+    @staticmethod
+    def _resolve(slot: dict, drop: bool = False) -> bool:
+        """Move a pass's dL/dz (and, for nn.Linear, its input) from the output's .grad into the
+        slot once the backward pass has reached it. Returns whether it had."""
+        out = slot.get("out")
+        if out is None:
+            return False
+        g = out.grad
+        if g is None and not drop:
+            return False
+        x = slot.pop("out_x", None)
+        del slot["out"]
+        if g is None:
+            return False
+        slot["g"] = g
+        if x is not None:
+            slot["x"], slot["wg"] = x, None
+        return True
 
     def _param_output_hook(self, i: int):
         def hook(module: nn.Module, inputs: object, w: torch.Tensor) -> None:
@@ -620,6 +732,8 @@ class Probe:
         # Other activations' outputs and inputs are copied.
         if name in _SLOPE_FROM_OUTPUT:
             slot["y"], slot["z"] = out, None
+            if self._order is None:
+                self._last_act = (module, i, out, name)
         else:
             slot["y"], slot["z"] = out.detach().clone(), inputs[0].detach().clone()
         slot["act"] = name
@@ -654,7 +768,8 @@ class Probe:
         and reduced together (a row-wise reduction gives the very bits of the same reduction on
         each tensor alone), and every number comes to Python in one transfer.
         """
-        if self._cache is not None:
+        arrived = [self._resolve(slot) for slot in self._raw.values() if "out" in slot]
+        if self._cache is not None and not any(arrived):
             return list(self._cache)
         order = self.order
         cells: dict[int, list[object]] = {i: [None] * len(STAT_NAMES) for i in order}
