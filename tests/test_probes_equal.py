@@ -81,3 +81,40 @@ def test_every_k_records_the_passes_it_samples():
     # passes 0, 2, 4 are recorded; after pass 1, 3, 5 the probe still shows 0, 2, 4
     for t in range(6):
         assert _bits([new[t]]) == _bits([ref[t - t % 2]])
+
+
+def _wide():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(12, 256), nn.Tanh(), nn.Linear(256, 256), nn.ReLU(),
+                         nn.Linear(256, 5))
+
+
+def test_same_bits_on_wide_layers_with_and_without_clipping():
+    """Layers too large to rebuild dL/dW at each read take .grad itself when nothing changed it
+    since the backward pass, and rebuild it when clipping did."""
+    x, y = _data((12,), batches=(96, 96, 40, 96, 96, 96))
+    ref = _run(_wide(), probe_reference.Probe, x, y)
+    new = _run(_wide(), probes.Probe, x, y)
+    assert _bits(new) == _bits(ref)
+
+    def run_unclipped(model, make_probe):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        rows = []
+        with make_probe(model) as probe:
+            for t in range(4):
+                opt.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(model(x[t]), y[t]).backward()
+                opt.step()
+                rows.append([dataclasses.astuple(s)[:8] for s in probe.stats()])
+        return rows
+
+    assert _bits(run_unclipped(_wide(), probes.Probe)) == \
+        _bits(run_unclipped(_wide(), probe_reference.Probe))
+
+
+def test_the_model_is_left_as_it_was():
+    model = _model()
+    with probes.Probe(model):
+        model(torch.randn(3, 12)).sum().backward()
+    assert all("forward" not in m.__dict__ and "_gradflow_forward" not in m.__dict__
+               for m in model.modules())

@@ -204,6 +204,7 @@ def layers_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 _RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
 _REBUILD_MACS = 2 ** 20
+_RETAIN_MAX = 16384  # larger layer outputs hand dL/dz over by reference (a pre-hook)
 _GRAIN = 32768  # at::internal::GRAIN_SIZE: smaller reductions never split across threads
 
 
@@ -390,6 +391,7 @@ class Probe:
         self._discovery: list[torch.utils.hooks.RemovableHandle] = []
         self._weight_handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
         self._rebuild: set[int] = set()  # nn.Linear rows whose dL/dW is rebuilt as G^T X
+        self._big: set[int] = set()  # larger nn.Linear rows: .grad itself while unchanged
         self._hooks: list[tuple[nn.Module, object]] | None = None
         # an activation whose output is exactly the next nn.Linear's input (checked in the first
         # pass) needs no hook of its own: that layer's hook reads it. layer -> (row, name)
@@ -462,7 +464,11 @@ class Probe:
             self._hooks = self._build_hooks()
         self._install_module_hooks()
         for i, w in enumerate(self._weights):
-            if not w.parametrized and i not in self._rebuild:
+            if i in self._big:
+                param = w.module._parameters[w.key]
+                handle = param.register_post_accumulate_grad_hook(self._accumulated_hook(i))
+                self._weight_handles[i] = handle
+            elif not w.parametrized and i not in self._rebuild:
                 # (an nn.Linear that rebuilds its weight gradient needs none, see _freeze_order)
                 handle = w.module._parameters[w.key].register_hook(self._weight_hook(i))
                 self._weight_handles[i] = handle
@@ -543,15 +549,21 @@ class Probe:
             self._install_module_hooks()
         # An nn.Linear whose forward ran rebuilds its weight gradient as G^T X when read (one
         # product per read instead of a copy per pass), where that product is small: batch x in
-        # x out <= _REBUILD_MACS multiply-adds. Larger layers keep the copy taken by their hook.
+        # x out <= _REBUILD_MACS multiply-adds. A larger one reads its .grad itself, if nothing
+        # changed it since the backward pass (its version counter says), and rebuilds otherwise.
         for i, h in list(self._weight_handles.items()):
             w = self._weights[i]
             rows = self._raw[i].pop("rows", None)
-            if (self._fast(w) and id(w.module) in self._events and rows is not None
-                    and rows * w.module.weight.numel() <= _REBUILD_MACS):
+            if self._fast(w) and id(w.module) in self._events and rows is not None:
                 h.remove()
                 del self._weight_handles[i]
-                self._rebuild.add(i)
+                if rows * w.module.weight.numel() <= _REBUILD_MACS:
+                    self._rebuild.add(i)
+                else:
+                    self._big.add(i)
+                    param = w.module.weight
+                    self._weight_handles[i] = param.register_post_accumulate_grad_hook(
+                        self._accumulated_hook(i))
 
     # -- hooks ----------------------------------------------------------------------------
     def _start_pass(self, module: nn.Module, inputs: object) -> None:
@@ -612,7 +624,9 @@ class Probe:
         """dL/dz of an nn.Linear, with the input x it saw: dL/dW = G^T X is rebuilt when read
         (the weight hook, which runs after this one in the first pass, may set a copy instead)."""
         if self._depth:
-            slot["g"], slot["x"], slot["wg"] = grads[k], x, None
+            slot["g"], slot["wg"] = grads[k], None
+            if x is not None:
+                slot["x"] = x
             self._cache = None
 
     def _set_grad(self, slot: dict, grad: torch.Tensor) -> None:
@@ -623,6 +637,7 @@ class Probe:
         fast = self._fast(self._weights[i])
         slot = self._raw[i]
         rebuild = self._rebuild
+        big = self._big
         feeds = self._feeds
 
         def hook(module: nn.Module, inputs: tuple, out: object) -> None:
@@ -650,18 +665,39 @@ class Probe:
             if self.track_activations and not (self._order is not None and i in self._followed):
                 slot["y"], slot["act"], slot["z"] = out, None, None
             if out.requires_grad:
+                keep_x = fast and (i in rebuild or i in big or self._order is None)
+                if keep_x and self._order is None:
+                    slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
+                if i in big:
+                    slot["fresh"] = module.weight.grad is None
                 if slot.get("out") is not None:
                     self._resolve(slot)
-                # dL/dz arrives in out.grad (retain_grad: a C++ hook, no Python call in the
-                # backward pass); it is picked up when read, or at the next pass, or at exit
-                out.retain_grad()
-                slot["out"] = out
-                if fast and (i in rebuild or self._order is None):
-                    slot["out_x"] = inputs[0]
-                    if self._order is None:
-                        slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
-                else:
-                    slot["out_x"] = None
+                if out.numel() < _RETAIN_MAX:
+                    # dL/dz arrives in out.grad (retain_grad: a C++ hook, no Python call in the
+                    # backward pass); it is picked up when read, or at the next pass, or at exit
+                    out.retain_grad()
+                    slot["out"] = out
+                    slot["out_x"] = inputs[0] if keep_x else None
+                else:  # a large dL/dz: a reference (retain_grad would copy it)
+                    node = out.grad_fn
+                    x = inputs[0] if keep_x else None
+                    if node is not None:
+                        self._pass_handles.append(node.register_prehook(
+                            functools.partial(self._linear_grad, slot, x, out.output_nr)))
+                    else:
+                        self._grad_of(out, functools.partial(self._set_grad, slot))
+        return hook
+
+    def _accumulated_hook(self, i: int):
+        slot = self._raw[i]
+
+        def hook(param: torch.Tensor) -> None:
+            if self._active and self._depth:
+                g = param.grad
+                # .grad is this pass's gradient only if there was none before the pass
+                slot["wref"] = (param, g, g._version) if slot.get("fresh") and g is not None else None
+                slot["wg"] = None
+                self._cache = None
         return hook
 
     @staticmethod
@@ -801,6 +837,11 @@ class Probe:
 
         for i in order:
             raw = self._raw[i]
+            ref = raw.get("wref")
+            if raw.get("wg") is None and ref is not None:
+                param, g, version = ref
+                if param.grad is g and g._version == version:
+                    raw["wg"] = g  # untouched since the backward pass: no copy was needed
             if raw.get("wg") is None and raw.get("g") is not None and raw.get("x") is not None:
                 g, x = raw["g"], raw["x"]
                 raw["wg"] = g.reshape(-1, g.shape[-1]).t().mm(x.reshape(-1, x.shape[-1]))
