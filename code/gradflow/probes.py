@@ -29,6 +29,13 @@ gradient only (NaN elsewhere). For a recurrent module the probe also records the
 respect to its hidden state at every time step: ``probe.hidden_grad_norms("lstm")`` is
 ``||dL/dh_t||`` for t = 1..T (see ``Probe``).
 
+A probe is cheap enough to leave on a training loop (``tools/benchmark.py`` measures it): during
+a pass it keeps references, not copies, and computes nothing; ``stats()`` computes everything at
+once when read; ``Probe(model, every=k)`` records one pass in k. While entered, a probe wraps the
+``forward`` of the modules it watches (an instance attribute, removed on exit) instead of
+registering forward hooks, which would send every call down ``nn.Module``'s slow path, and asks
+autograd to keep dL/dz (``retain_grad``) on layer outputs.
+
 Depth order is the order in which layers run in a forward pass, not the order in which they were
 registered; a weight used inside a module without calling its owner (``out_proj`` inside
 ``nn.MultiheadAttention``) is placed with the module that used it. The order is fixed by the
