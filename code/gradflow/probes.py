@@ -677,8 +677,14 @@ class Probe:
                     slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
                 if i in big:
                     slot["fresh"] = module.weight.grad is None
-                if slot.get("out") is not None:
-                    self._resolve(slot)
+                prev = slot.get("out")
+                if prev is not None:  # the previous pass's dL/dz, if its backward ran
+                    g = prev.grad
+                    if g is not None:
+                        slot["g"] = g
+                        px = slot["out_x"]
+                        if px is not None:
+                            slot["x"], slot["wg"] = px, None
                 if out.numel() < _RETAIN_MAX:
                     # dL/dz arrives in out.grad (retain_grad: a C++ hook, no Python call in the
                     # backward pass); it is picked up when read, or at the next pass, or at exit
@@ -686,6 +692,7 @@ class Probe:
                     slot["out"] = out
                     slot["out_x"] = inputs[0] if keep_x else None
                 else:  # a large dL/dz: a reference (retain_grad would copy it)
+                    slot["out"] = None
                     node = out.grad_fn
                     x = inputs[0] if keep_x else None
                     if node is not None:
@@ -713,6 +720,7 @@ class Probe:
         slot once the backward pass has reached it. Returns whether it had."""
         out = slot.get("out")
         if out is None:
+            slot.pop("out", None)
             return False
         g = out.grad
         if g is None and not drop:
