@@ -302,6 +302,26 @@ class _Patch:
     def __init__(self, module: nn.Module, key: object):
         self.module, self.key = module, key
 
+    def _alone(self) -> dict | None:
+        state = self.module.__dict__.get("_gradflow_forward")
+        return state if state is not None and list(state["after"]) == [self.key] else None
+
+    def suspend(self) -> None:
+        """Put the original ``forward`` back for a while (only if no one else shares the wrapper)."""
+        state = self._alone()
+        if state is not None and not state["suspended"]:
+            state["suspended"] = True
+            if state["previous"] is None:
+                self.module.__dict__.pop("forward", None)
+            else:
+                self.module.__dict__["forward"] = state["previous"]
+
+    def resume(self) -> None:
+        state = self.module.__dict__.get("_gradflow_forward")
+        if state is not None and state["suspended"]:
+            state["suspended"] = False
+            self.module.__dict__["forward"] = state["wrapper"]
+
     def remove(self) -> None:
         state = self.module.__dict__.get("_gradflow_forward")
         if state is None or self.key not in state["after"]:
@@ -328,7 +348,8 @@ def _after_forward(module: nn.Module, fn, before=None) -> _Patch:
     if state is None:
         previous = module.__dict__.get("forward")
         inner = module.forward
-        state = {"after": {}, "before": {}, "previous": previous, "calls": ((), ())}
+        state = {"after": {}, "before": {}, "previous": previous, "calls": ((), ()),
+                 "suspended": False}
 
         def forward(*args, **kwargs):
             pre, post = state["calls"]
@@ -341,8 +362,12 @@ def _after_forward(module: nn.Module, fn, before=None) -> _Patch:
                     out = result
             return out
 
+        state["wrapper"] = forward
         module.__dict__["_gradflow_forward"] = state
         module.__dict__["forward"] = forward
+    elif state["suspended"]:
+        state["suspended"] = False
+        module.__dict__["forward"] = state["wrapper"]
     key = object()
     state["after"][key] = fn
     if before is not None:
@@ -576,11 +601,12 @@ class Probe:
     def _start_pass(self, module: nn.Module, inputs: object) -> None:
         self._active = self._order is None or self._passes % self.every == 0
         self._passes += 1
-        if self.every > 1:  # the other passes run without the per-layer hooks at all
-            if self._active:
-                self._install_module_hooks()
-            else:
-                self._remove_module_hooks()
+        if self.every > 1:  # the other passes run the modules' own forward, unwrapped
+            for h in self._module_handles:
+                if self._active:
+                    h.resume()
+                else:
+                    h.suspend()
         self._in_pass = True
         self._calls.clear()
         self._current = None
