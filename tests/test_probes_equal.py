@@ -121,3 +121,24 @@ def test_the_model_is_left_as_it_was():
             model(torch.randn(3, 12)).sum().backward()
     assert all("forward" not in m.__dict__ and "_gradflow_forward" not in m.__dict__
                for m in model.modules())
+
+
+def test_every_k_without_clipping_reads_grad_itself_with_the_same_bits():
+    x, y = _data((12,))
+
+    def run(make_probe):
+        model = _model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        rows = []
+        with make_probe(model) as probe:
+            for t in range(6):
+                opt.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(model(x[t]), y[t]).backward()
+                opt.step()
+                rows.append([dataclasses.astuple(s)[:8] for s in probe.stats()])
+        return rows
+
+    ref = run(probe_reference.Probe)
+    new = run(lambda m: probes.Probe(m, every=2))
+    for t in range(6):
+        assert _bits([new[t]]) == _bits([ref[t - t % 2]])

@@ -223,6 +223,8 @@ def _population_std(rows: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
     dtype; a cumulative sum in double adds in that same order. Tensors of ``_GRAIN`` elements or
     more are reduced one by one (``Tensor.std``), so this holds for any thread count.
     """
+    if len(rows) == 1:
+        return rows[0].std(correction=0)
     if rows.shape[1] >= _GRAIN or rows.device.type != "cpu" or rows.shape[1] == 0:
         return torch.stack([r.std(correction=0) for r in rows])
     dx = rows.double() - means.double()[:, None]
@@ -424,6 +426,7 @@ class Probe:
         self._weight_handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
         self._rebuild: set[int] = set()  # nn.Linear rows whose dL/dW is rebuilt as G^T X
         self._big: set[int] = set()  # larger nn.Linear rows: .grad itself while unchanged
+        self._acc_handles: list[torch.utils.hooks.RemovableHandle] = []
         self._hooks: list[tuple[nn.Module, object]] | None = None
         # an activation whose output is exactly the next nn.Linear's input (checked in the first
         # pass) needs no hook of its own: that layer's hook reads it. layer -> (row, name)
@@ -525,11 +528,12 @@ class Probe:
         (``__exit__`` of the outermost ``with`` calls it)."""
         self._close_pass()
         for h in (*self._handles, *self._pass_handles, *self._discovery,
-                  *self._weight_handles.values(), *self._module_handles):
+                  *self._weight_handles.values(), *self._module_handles, *self._acc_handles):
             h.remove()
         self._handles.clear()
         self._weight_handles.clear()
         self._module_handles = []
+        self._acc_handles = []
         self._pass_handles.clear()
         self._discovery.clear()
         self._depth = 0
@@ -607,6 +611,15 @@ class Probe:
                     h.resume()
                 else:
                     h.suspend()
+            for h in self._acc_handles:
+                h.remove()
+            self._acc_handles = []
+            if self._active and self._order is not None:
+                # a recorded pass among many: .grad itself, while untouched, spares the rebuild
+                for i in self._rebuild:
+                    param = self._weights[i].module.weight
+                    self._acc_handles.append(
+                        param.register_post_accumulate_grad_hook(self._accumulated_hook(i)))
         self._in_pass = True
         self._calls.clear()
         self._current = None
@@ -701,8 +714,9 @@ class Probe:
                 keep_x = fast and (i in rebuild or i in big or self._order is None)
                 if keep_x and self._order is None:
                     slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
-                if i in big:
+                if i in big or i in rebuild:
                     slot["fresh"] = module.weight.grad is None
+                    slot["wref"] = None
                 prev = slot.get("out")
                 if prev is not None:  # the previous pass's dL/dz, if its backward ran
                     g = prev.grad
