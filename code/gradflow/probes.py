@@ -685,6 +685,7 @@ class Probe:
         rebuild = self._rebuild
         big = self._big
         feeds = self._feeds
+        every = self.every
 
         def hook(module: nn.Module, inputs: tuple, out: object) -> None:
             if self._in_pass:
@@ -714,8 +715,8 @@ class Probe:
                 keep_x = fast and (i in rebuild or i in big or self._order is None)
                 if keep_x and self._order is None:
                     slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
-                if i in big or i in rebuild:
-                    slot["fresh"] = module.weight.grad is None
+                if i in big or (i in rebuild and every > 1):
+                    slot["fresh"] = module._parameters["weight"].grad is None
                     slot["wref"] = None
                 prev = slot.get("out")
                 if prev is not None:  # the previous pass's dL/dz, if its backward ran
