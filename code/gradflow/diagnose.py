@@ -131,7 +131,7 @@ def findings(stats: Sequence[LayerStats], *, stat: str = "preact_grad_rms",
         vanishing: a first/last ratio below this is reported as vanishing (0 < vanishing < 1).
         exploding: a first/last ratio above this is reported as exploding (> 1).
         saturated: the saturation threshold, a fraction in [0, 1]: a layer whose fraction of units
-            at |slope| < 5% of the maximum is above it is reported. A number applies to every
+            at ``abs(slope)`` < 5% of the maximum is above it is reported. A number applies to every
             saturating family (sigmoid, tanh, ELU, GELU, SiLU) and to layers of unknown
             activation; a dict ``{family: fraction or None}`` overrides ``SATURATION_THRESHOLDS``
             family by family. ReLU, Leaky ReLU and PReLU layers are never called saturated.
