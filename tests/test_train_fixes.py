@@ -119,12 +119,15 @@ def test_fit_rejects_bad_models_and_data(digits):
         train.fit("net", digits)
     with pytest.raises(TypeError, match="data"):
         train.fit(models.mlp(1, 8), (digits.X_train, digits.y_train))
-    empty = data.Dataset(digits.X_train[:0], digits.y_train[:0], digits.X_test, digits.y_test)
+    # an empty split is refused when the Dataset is built, and again by fit if one slips through
+    with pytest.raises(ValueError, match="X_train"):
+        data.Dataset(digits.X_train[:0], digits.y_train[:0], digits.X_test, digits.y_test)
+    with pytest.raises(ValueError, match="X_test"):
+        data.Dataset(digits.X_train, digits.y_train, digits.X_test[:0], digits.y_test[:0])
+    empty = data.Dataset(digits.X_train, digits.y_train, digits.X_test, digits.y_test)
+    empty.X_train, empty.y_train = digits.X_train[:0], digits.y_train[:0]
     with pytest.raises(ValueError, match="X_train"):
         train.fit(models.mlp(1, 8), empty, device="cpu")
-    no_test = data.Dataset(digits.X_train, digits.y_train, digits.X_test[:0], digits.y_test[:0])
-    with pytest.raises(ValueError, match="X_test"):
-        train.fit(models.mlp(1, 8), no_test, device="cpu")
 
 
 def test_evaluate_names_the_bad_argument(digits):
