@@ -20,7 +20,9 @@ from nbclient import NotebookClient
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "GRADFLOW_PROGRESS": "0",
-       "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+       "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+       # the inline backend, whatever the shell says: with MPLBACKEND=Agg no figure would be stored
+       "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 
 
 def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -40,8 +40,8 @@ def _overflowing():
 
 
 def test_an_overflowing_norm_of_a_finite_gradient_is_reported_as_exploding(digits):
-    with pytest.raises(train.NonFiniteError, match=r"step 1: exploding gradient: every entry is "
-                                                   r"finite .* overflows float32"):
+    with pytest.raises(train.NonFiniteError, match=r"step 1: exploding gradient in layer 0: every "
+                                                   r"entry is finite .* overflows float32"):
         train.fit(_overflowing(), _positive(digits), steps=3, device="cpu")
 
 

@@ -82,6 +82,13 @@ def _first_nonfinite_output(model: nn.Module, x: torch.Tensor) -> str:
 
 
 @torch.no_grad()
+def _layer_span(names: list[str], total: int) -> str:
+    """'layer X', or 'layers <output side> ... <input side>: k of n' for several layers."""
+    if len(names) == 1:
+        return f"layer {names[0]}"
+    return f"layers {names[-1]} (output side) ... {names[0]}: {len(names)} of {total}"
+
+
 def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module,
              *, batch_size: int = 2048) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` on (X, y) in eval mode; accuracy is NaN for regression.
@@ -302,14 +309,22 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
             entries_finite = all(bool(torch.isfinite(g).all()) for g in grads)
             if entries_finite:
                 biggest = max(g.abs().max().item() for g in grads)
-                return stop(f"step {t}: exploding gradient: every entry is finite (the largest "
-                            f"|g| is {biggest:.2e}) but the gradient norm overflows "
+                # name the layers: those whose own gradient norm overflows, else the largest entry's
+                over = [history.layer_names[i] for i in range(len(row_params))
+                        if not bool(torch.isfinite(per_layer[i]))]
+                top = max(range(len(row_params)), default=None,
+                          key=lambda i: max((p.grad.abs().max().item() for p in row_params[i]
+                                             if p.grad is not None), default=0.0))
+                where = (_layer_span(over, len(layers)) if over
+                         else f"layer {history.layer_names[top]}" if top is not None else "the model")
+                return stop(f"step {t}: exploding gradient in {where}: every entry is finite (the "
+                            f"largest |g| is {biggest:.2e}) but the gradient norm overflows "
                             f"{str(total.dtype).replace('torch.', '')} ({total.item()})",
                             t, t - 1)
             bad = [history.layer_names[i] for i, ps in enumerate(row_params)
                    if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in ps)]
-            where = (f"layers {bad[-1]} (output side) ... {bad[0]}: {len(bad)} of {len(layers)}"
-                     if bad else "a parameter outside the weight layers (bias or norm)")
+            where = (_layer_span(bad, len(layers)) if bad
+                     else "a parameter outside the weight layers (bias or norm)")
             return stop(f"step {t}: the gradient norm is {total.item()}; non-finite weight "
                         f"gradients in {where}", t, t - 1)
         if clip_value is not None:
