@@ -51,8 +51,9 @@ _DERIVATIVES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": lambda z: torch.sigmoid(z) * (1.0 - torch.sigmoid(z)),
     "tanh": lambda z: 1.0 - torch.tanh(z) ** 2,
     "relu": lambda z: (z > 0).to(z.dtype),
-    "leaky_relu": lambda z: torch.where(z > 0, 1.0, LEAKY_SLOPE).to(z.dtype),
-    "prelu": lambda z: torch.where(z > 0, 1.0, PRELU_INIT).to(z.dtype),
+    # full_like keeps z's dtype: a Python scalar would become a float32 0.01 (off by 2e-10)
+    "leaky_relu": lambda z: torch.where(z > 0, torch.ones_like(z), torch.full_like(z, LEAKY_SLOPE)),
+    "prelu": lambda z: torch.where(z > 0, torch.ones_like(z), torch.full_like(z, PRELU_INIT)),
     "elu": lambda z: torch.where(z > 0, torch.ones_like(z), ELU_ALPHA * torch.exp(z)),
     "gelu": _gelu_prime,
     "silu": _silu_prime,
