@@ -7,9 +7,9 @@
 """
 
 from . import (activations, data, diagnose, init, jacobians, models, norms, plots, probes,
-               propagation, train, widgets)
+               propagation, recurrent, train, widgets)
 from .core import check, default_device, model_device, set_seed, to_model_device
 
 __version__ = "0.1.0"
 __all__ = ["activations", "check", "data", "default_device", "diagnose", "init", "jacobians",
-           "model_device", "models", "norms", "plots", "probes", "propagation", "set_seed", "to_model_device", "train", "widgets"]
+           "model_device", "models", "norms", "plots", "probes", "propagation", "recurrent", "set_seed", "to_model_device", "train", "widgets"]
