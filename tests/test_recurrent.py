@@ -221,4 +221,10 @@ def test_draw_gradient_distance_and_map():
     grid = torch.tril(torch.rand(5, 5)) + torch.eye(5)
     ax = recurrent.draw_map(grid)
     assert ax.get_xlabel() == "input step s"
+    image = recurrent.draw_map(grid, top=10.0, floor=1e-4).images[0]
+    assert image.get_clim() == pytest.approx((-3.0, 1.0))  # log10(10 * 1e-4) .. log10(10)
+    with pytest.raises(ValueError, match="top"):
+        recurrent.draw_map(grid, top=0.0)
+    with pytest.raises(ValueError, match="floor"):
+        recurrent.draw_map(grid, floor=2.0)
     plt.close("all")

@@ -174,7 +174,7 @@ def sequence_model(cell: str = "rnn_tanh", *, input_size: int = 2, hidden_size: 
       ``weight_hh`` drawn with the scheme (orthogonal: an orthogonal H x H block per gate);
       biases 0.
     - ``"identity"`` (the IRNN of Le et al. 2015): ``weight_hh`` = identity per gate block,
-      biases 0, ``weight_ih`` N(0, ``input_std``^2) (default 0.001).
+      biases 0, ``weight_ih`` normal with mean 0 and std ``input_std`` (default 0.001).
 
     ``recurrent_gain`` then multiplies ``weight_hh`` (e.g. to set its scale above or below 1).
     ``forget_bias`` (LSTM only) sets the forget gate's *total* bias. PyTorch adds two biases,

@@ -64,7 +64,7 @@ def _sequences(model: nn.Module, x: object, name: str = "x") -> torch.Tensor:
 
 def gradient_vs_distance(model: nn.Module, x: torch.Tensor, *,
                          dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
-    """|dy_T/dx_t| / |dy_T/dx_T| for every step t of every sequence: how much the last output
+    """``|dy_T/dx_t| / |dy_T/dx_T|`` for every step t of every sequence: how much the last output
     depends on an input t steps back, relative to the newest input.
 
     y_T is the model's output at the last step (summed over output features); the norm is taken
@@ -87,7 +87,7 @@ def gradient_vs_distance(model: nn.Module, x: torch.Tensor, *,
 
 def gradient_map(model: nn.Module, x: torch.Tensor, *,
                  dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
-    """|dy_t/dx_s| for every output step t and input step s (Madsen 2019's connectivity map).
+    """``|dy_t/dx_s|`` for every output step t and input step s (Madsen 2019's connectivity map).
 
     y_t is the readout of the hidden state at step t (summed over output features); the norm is
     over input features, then averaged over the batch. Entries with s > t are exactly 0 (the
@@ -164,7 +164,7 @@ def jacobian_product_norms(jacobians: torch.Tensor) -> torch.Tensor:
         jacobians: ``(length, S, S)`` per-step Jacobians, oldest first (``state_jacobians``).
 
     Returns:
-        a float64 tensor ``(length + 1,)``: entry k is ||ds_T/ds_(T-k)||_2 (entry 0 is 1).
+        a float64 tensor ``(length + 1,)``: entry k is ``||ds_T/ds_(T-k)||_2`` (entry 0 is 1).
     """
     if not isinstance(jacobians, torch.Tensor) or jacobians.dim() != 3 \
             or jacobians.shape[1] != jacobians.shape[2]:
@@ -180,7 +180,7 @@ def jacobian_product_norms(jacobians: torch.Tensor) -> torch.Tensor:
 
 def hidden_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                           loss_fn: nn.Module | None = None) -> torch.Tensor:
-    """|dL/dh_t| for every step t: the gradient reaching each hidden state through the
+    """``|dL/dh_t|`` for every step t: the gradient reaching each hidden state through the
     recurrence (the total derivative, not just the readout's direct path).
 
     The model is stepped one time step at a time so that every h_t is its own tensor; the loss is
@@ -244,14 +244,17 @@ def build(cell: str, *, forget_bias: float | None = None, hidden_size: int = 32,
 
 
 def draw_map(grid: torch.Tensor, *, ax: plt.Axes | None = None, floor: float = 1e-16,
-             title: str | None = None, colorbar: bool = True) -> plt.Axes:
-    """A heat map of log10 |dy_t/dx_s| (``gradient_map``), viridis, the future (s > t) blank and
-    values below ``floor`` x the map's largest entry shown in grey ("below the floor").
+             top: float | None = None, title: str | None = None,
+             colorbar: bool = True) -> plt.Axes:
+    """A heat map of ``log10 |dy_t/dx_s|`` (``gradient_map``), viridis, the future (s > t) blank and
+    values below ``floor`` x ``top`` shown in grey ("below the floor").
 
     Args:
         grid: ``(length, length)`` map, row = output step t, column = input step s.
         ax: axes to draw on; a new figure if None.
         floor: relative cut (default float64's round-off scale, 1e-16).
+        top: the value at the top of the colour scale (default the map's largest entry); pass
+            the same value to several maps to give them one colour scale.
         title: panel title.
         colorbar: add a colour bar labelled with the quantity.
     """
@@ -263,7 +266,9 @@ def draw_map(grid: torch.Tensor, *, ax: plt.Axes | None = None, floor: float = 1
         raise ValueError(f"floor must be in (0, 1), got {floor}")
     ax = _axes(ax, figsize=(4.2, 3.6))
     g = grid.double().numpy()
-    top = g.max()
+    top = float(g.max()) if top is None else float(top)
+    if not top > 0:
+        raise ValueError(f"top must be > 0 (and the map must have a positive entry), got {top}")
     low = math.log10(top * floor)
     with np.errstate(divide="ignore"):
         logs = np.log10(g)
@@ -287,8 +292,8 @@ def draw_map(grid: torch.Tensor, *, ax: plt.Axes | None = None, floor: float = 1
 def draw_gradient_distance(length: int = 60, cell: str = "lstm", forget_bias: float = 1.0,
                            hidden_size: int = 32, seed: int = 0) -> np.ndarray:
     """Two panels for one freshly initialised model on adding-problem inputs: left, the
-    gradient ratio |dy_T/dx_t| / |dy_T/dx_T| against the distance T - t (median and range over
-    16 sequences, log scale); right, the (t, s) map of |dy_t/dx_s| (``draw_map``).
+    gradient ratio ``|dy_T/dx_t| / |dy_T/dx_T|`` against the distance T - t (median and range over
+    16 sequences, log scale); right, the (t, s) map of ``|dy_t/dx_s|`` (``draw_map``).
 
     Args:
         length: sequence length T (2 to 400).
