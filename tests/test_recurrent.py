@@ -60,6 +60,14 @@ def test_default_forget_bias_is_pytorch_default_and_validation():
         models.gru(hidden_size=0)
 
 
+def test_numpy_numbers_are_accepted():
+    import numpy as np
+    m = models.lstm(forget_bias=np.float32(1.5), hidden_size=np.int64(4), recurrent_gain=np.float64(0.5))
+    assert m.rnn.hidden_size == 4 and torch.all(m.rnn.bias_ih_l0[4:8] == 1.5)
+    with pytest.raises(TypeError, match="forget_bias"):
+        models.lstm(forget_bias=float("nan"))
+
+
 def test_irnn_identity_init_and_gain():
     torch.manual_seed(0)
     m = models.rnn(nonlinearity="relu", irnn=True, hidden_size=64, input_size=2)

@@ -110,6 +110,16 @@ def mlp(depth: int, width: int, *, in_features: int = 64, out_features: int = 10
 # Sequence models (chapter 08): one recurrent layer over a sequence and a linear readout.
 # ---------------------------------------------------------------------------------------------
 
+import math  # noqa: E402  (the sequence-model section is self-contained)
+import numbers  # noqa: E402
+
+def _seq_int(name: str, value: object) -> int:
+    """A positive int; NumPy integers (from a sweep) are accepted."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)
+    return int(_positive_int(name, value))
+
+
 CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
 RECURRENT_INITS = ("default", "xavier_uniform", "orthogonal", "identity")
 
@@ -195,23 +205,24 @@ def sequence_model(cell: str = "rnn_tanh", *, input_size: int = 2, hidden_size: 
     """
     if not isinstance(cell, str) or cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; valid: {', '.join(CELLS)}")
-    _positive_int("input_size", input_size)
-    _positive_int("hidden_size", hidden_size)
-    _positive_int("out_features", out_features)
+    input_size = _seq_int("input_size", input_size)
+    hidden_size = _seq_int("hidden_size", hidden_size)
+    out_features = _seq_int("out_features", out_features)
     if not isinstance(init, str) or init not in RECURRENT_INITS:
         raise ValueError(f"unknown recurrent init {init!r}; valid: {', '.join(RECURRENT_INITS)}")
-    if isinstance(recurrent_gain, bool) or not isinstance(recurrent_gain, (int, float)) \
+    if isinstance(recurrent_gain, bool) or not isinstance(recurrent_gain, numbers.Real) \
             or not recurrent_gain > 0:
         raise ValueError(f"recurrent_gain must be a number > 0, got {recurrent_gain!r}")
     if forget_bias is not None:
         if cell != "lstm":
             raise ValueError(f"forget_bias applies to cell='lstm' only, got cell={cell!r}")
-        if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)):
-            raise TypeError(f"forget_bias must be a number or None, got {forget_bias!r}")
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real) \
+                or not math.isfinite(forget_bias):
+            raise TypeError(f"forget_bias must be a finite number or None, got {forget_bias!r}")
     if input_std is not None:
         if init != "identity":
             raise ValueError("input_std applies to init='identity' only")
-        if isinstance(input_std, bool) or not isinstance(input_std, (int, float)) or input_std < 0:
+        if isinstance(input_std, bool) or not isinstance(input_std, numbers.Real) or not input_std >= 0:
             raise ValueError(f"input_std must be a number >= 0, got {input_std!r}")
     std_in = 0.001 if input_std is None else float(input_std)
 
