@@ -236,3 +236,15 @@ def test_draw_gradient_distance_and_map():
     with pytest.raises(ValueError, match="floor"):
         recurrent.draw_map(grid, floor=2.0)
     plt.close("all")
+
+
+def test_explorer_builds_its_widget():
+    import matplotlib.pyplot as plt
+    from unittest import mock
+
+    with mock.patch("IPython.display.display") as shown:
+        assert recurrent.gradient_distance_explorer(length=10, cell="gru") is None
+    widget = shown.call_args.args[0]
+    names = {child.description for child in widget.children if hasattr(child, "description")}
+    assert {"length T", "cell", "forget bias"} <= names
+    plt.close("all")
