@@ -247,4 +247,7 @@ def test_explorer_builds_its_widget():
     widget = shown.call_args.args[0]
     names = {child.description for child in widget.children if hasattr(child, "description")}
     assert {"length T", "cell", "forget bias"} <= names
+    # the forget bias acts on the LSTM only, so it is moved before the cell drop-down
+    order = [child.description for child in widget.children if hasattr(child, "description")]
+    assert order.index("forget bias") < order.index("cell")
     plt.close("all")

@@ -345,10 +345,11 @@ def gradient_distance_explorer(length: int = 60, cell: str = "lstm", forget_bias
 
     from .widgets import explore
 
+    # the forget bias comes before the cell: it only acts on the LSTM
     return explore(
         draw_gradient_distance,
-        length=widgets.IntSlider(value=length, min=5, max=200, step=5, description="length T"),
-        cell=widgets.Dropdown(options=list(CELL_LABELS), value=cell, description="cell"),
+        length=widgets.IntSlider(value=length, min=5, max=150, step=5, description="length T"),
         forget_bias=widgets.FloatSlider(value=forget_bias, min=-2.0, max=6.0, step=0.5,
                                         description="forget bias"),
+        cell=widgets.Dropdown(options=list(CELL_LABELS), value=cell, description="cell"),
         hidden_size=widgets.fixed(32), seed=widgets.fixed(0))
