@@ -220,6 +220,20 @@ def test_helpers_validate_arguments():
         recurrent.draw_gradient_distance(length=1)
     with pytest.raises(ValueError, match="cell"):
         recurrent.build("lstm2")
+    with pytest.raises(TypeError, match="jacobians"):
+        recurrent.jacobian_product_norms([[1.0]])
+    with pytest.raises(ValueError, match="y must"):
+        recurrent.hidden_gradient_norms(m, torch.zeros(3, 4, 2), torch.zeros(2, 1))
+    with pytest.raises(TypeError, match="loss_fn"):
+        recurrent.hidden_gradient_norms(m, torch.zeros(3, 4, 2), torch.zeros(3, 1), loss_fn="mse")
+    with pytest.raises(ValueError, match="seed"):
+        recurrent.draw_gradient_distance(length=5, seed=-1)
+    with pytest.raises(ValueError, match="hidden_size"):
+        recurrent.draw_gradient_distance(length=5, hidden_size=1.5)
+    with pytest.raises(ValueError, match="cell"):
+        recurrent.gradient_distance_explorer(cell="rnn")
+    with pytest.raises(ValueError, match="forget_bias"):
+        recurrent.gradient_distance_explorer(forget_bias=9.0)
 
 
 def test_draw_gradient_distance_and_map():

@@ -166,7 +166,9 @@ def jacobian_product_norms(jacobians: torch.Tensor) -> torch.Tensor:
     Returns:
         a float64 tensor ``(length + 1,)``: entry k is ``||ds_T/ds_(T-k)||_2`` (entry 0 is 1).
     """
-    if not isinstance(jacobians, torch.Tensor) or jacobians.dim() != 3 \
+    if not isinstance(jacobians, torch.Tensor):
+        raise TypeError(f"jacobians must be a torch.Tensor, got {type(jacobians).__name__}")
+    if jacobians.dim() != 3 \
             or jacobians.shape[1] != jacobians.shape[2]:
         raise ValueError("jacobians must be a tensor of shape (length, S, S)")
     J = jacobians.double()
@@ -199,7 +201,11 @@ def hidden_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     x = _sequences(model, x)
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    (y,) = to_model_device(model, y)
+    if y.dim() == 0 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have one row per sequence ({x.shape[0]}), got shape {tuple(y.shape)}")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a loss module (callable) or None, got {type(loss_fn).__name__}")
+    (y,) = to_model_device(model, y.to(next(model.parameters()).dtype))
     loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
     batch, length, _ = x.shape
     H = model.rnn.hidden_size
@@ -311,8 +317,12 @@ def draw_gradient_distance(length: int = 60, cell: str = "lstm", forget_bias: fl
 
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 2 <= length <= 400:
         raise ValueError(f"length must be an integer in [2, 400], got {length!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(hidden_size, np.integer):
+        hidden_size = int(hidden_size)
     set_seed(int(seed))
-    model = build(cell, forget_bias=forget_bias, hidden_size=int(hidden_size))
+    model = build(cell, forget_bias=forget_bias if cell == "lstm" else None, hidden_size=hidden_size)
     x, _ = data.adding_problem(16, int(length), seed=int(seed))
     ratio = gradient_vs_distance(model, x)
     fig, axes = panel_grid(2, width=4.6, height=3.6)
@@ -345,6 +355,13 @@ def gradient_distance_explorer(length: int = 60, cell: str = "lstm", forget_bias
 
     from .widgets import explore
 
+    if cell not in CELL_LABELS:
+        raise ValueError(f"unknown cell {cell!r}; valid: {', '.join(CELL_LABELS)}")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 5 <= length <= 150:
+        raise ValueError(f"length must be an integer in [5, 150], got {length!r}")
+    if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float, np.floating)) \
+            or not -2.0 <= forget_bias <= 6.0:
+        raise ValueError(f"forget_bias must be a number in [-2, 6], got {forget_bias!r}")
     # the forget bias comes before the cell: it only acts on the LSTM
     return explore(
         draw_gradient_distance,
