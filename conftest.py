@@ -7,10 +7,9 @@
 - pytest.ini runs two xdist workers with --dist loadfile: a notebook's cells share one kernel,
   so they must stay on one worker (loadgroup was seen to move a single cell to the other one).
 """
+
 import os
 import pathlib
-
-import pytest
 
 ROOT = pathlib.Path(__file__).parent
 os.environ["OMP_NUM_THREADS"] = "1"  # reproducible float sums, fast small models on 2 cores

@@ -5,6 +5,7 @@ repository's own ``_build/``, which a person may be building at the same time). 
 pytest-xdist every worker asks for the build; the first one builds it while holding a file lock,
 the others wait and reuse it.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -33,10 +34,16 @@ def build_book(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
             pytest.fail(failed.read_text(), pytrace=False)
         if not (html / "index.html").exists():
             exe = pathlib.Path(sys.executable).with_name("jupyter-book")
-            result = subprocess.run([str(exe), "build", str(ROOT), "-W", "--path-output", str(out)],
-                                    capture_output=True, text=True, cwd=ROOT)
+            result = subprocess.run(
+                [str(exe), "build", str(ROOT), "-W", "--path-output", str(out)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             if result.returncode != 0 or not (html / "index.html").exists():
-                failed.write_text("jupyter-book build . -W failed:\n" + (result.stdout + result.stderr)[-4000:])
+                failed.write_text(
+                    "jupyter-book build . -W failed:\n" + (result.stdout + result.stderr)[-4000:]
+                )
                 pytest.fail(failed.read_text(), pytrace=False)
     return html
 

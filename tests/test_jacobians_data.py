@@ -28,7 +28,7 @@ def test_input_output_jacobian_of_a_linear_net_is_the_weight_product():
 
 
 def test_matrix_arguments_are_validated():
-    with pytest.raises(ValueError, match="depth and width"):
+    with pytest.raises(ValueError, match="depth must be an integer >= 1"):
         jacobians.random_matrices(0, 4)
     with pytest.raises(ValueError, match="orthogonal"):
         jacobians.random_matrices(2, 4, kind="unitary")

@@ -6,10 +6,11 @@
     with gradflow.probes.Probe(model) as probe: ...
 """
 
-from . import (activations, data, diagnose, init, jacobians, models, norms, plots, probes,
-               propagation, recurrent, train, widgets)
+from . import (activations, clipping, dashboard, data, diagnose, init, jacobians, models, norms,
+               plots, probes, propagation, recurrent, residual, train, widgets)
 from .core import check, default_device, model_device, set_seed, to_model_device
 
 __version__ = "0.1.0"
-__all__ = ["activations", "check", "data", "default_device", "diagnose", "init", "jacobians",
-           "model_device", "models", "norms", "plots", "probes", "propagation", "recurrent", "set_seed", "to_model_device", "train", "widgets"]
+__all__ = ["activations", "check", "clipping", "dashboard", "data", "default_device", "diagnose",
+           "init", "jacobians", "model_device", "models", "norms", "plots", "probes", "propagation",
+           "recurrent", "residual", "set_seed", "to_model_device", "train", "widgets"]

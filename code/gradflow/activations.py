@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import _args
+
 LEAKY_SLOPE = 0.01  # torch's default negative slope for LeakyReLU
 PRELU_INIT = 0.25  # torch's default initial slope for PReLU
 ELU_ALPHA = 1.0
@@ -73,6 +75,9 @@ NAMES: tuple[str, ...] = tuple(_MODULES)
 
 
 def _validate(name: str) -> str:
+    if not isinstance(name, str):
+        raise _args.ArgumentTypeError(f"activation must be a name (str), one of {', '.join(NAMES)}; "
+                        f"got {type(name).__name__} {name!r}")
     if name not in _MODULES:
         raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(NAMES)}")
     return name
@@ -94,11 +99,17 @@ def derivative(name: str, z: torch.Tensor) -> torch.Tensor:
         name: an activation name (see ``NAMES``). PReLU uses its initial slope 0.25.
         z: pre-activations, any shape.
     """
-    return _DERIVATIVES[_validate(name)](z)
+    name = _validate(name)
+    return _DERIVATIVES[name](_args.tensor("z", z, non_empty=False))
 
 
 def name_of(module: nn.Module) -> str | None:
-    """The registry name of an activation module, or None if it is not one we know."""
+    """The registry name of an activation module, or None if it is not one we know.
+
+    Args:
+        module: any ``nn.Module``.
+    """
+    _args.module("module", module)
     for cls, name in _CLASS_NAMES.items():
         if type(module) is cls:
             return name
@@ -116,5 +127,8 @@ def saturation(name: str, z: torch.Tensor, threshold: float = 0.05) -> float:
         z: pre-activations.
         threshold: fraction of the maximal slope under which a unit counts as saturated.
     """
+    name = _validate(name)
+    _args.tensor("z", z)
+    threshold = _args.real("threshold", threshold, positive=True, maximum=1.0)
     slope = derivative(name, z)
     return (slope < threshold * MAX_DERIVATIVE[name]).float().mean().item()

@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from . import _args
+
 
 def set_seed(seed: int, *, threads: int | None = 1) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) and fix torch's CPU thread count.
@@ -18,15 +20,12 @@ def set_seed(seed: int, *, threads: int | None = 1) -> None:
             2-core machine *and* makes float sums add up in the same order every run, so printed
             digits reproduce. ``None`` leaves torch's setting alone.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = _args.integer("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1 or None, got {threads!r}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(_args.integer("threads", threads, minimum=1))
 
 
 def default_device() -> torch.device:
@@ -40,8 +39,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
     Args:
         model: any ``nn.Module``.
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _args.module("model", model)
     for tensor in model.parameters():
         return tensor.device
     for tensor in model.buffers():
@@ -61,8 +59,7 @@ def to_model_device(model: torch.nn.Module, *tensors: torch.Tensor) -> tuple[tor
     """
     device = model_device(model)
     for i, t in enumerate(tensors):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"tensors[{i}] must be a torch.Tensor, got {type(t).__name__}")
+        _args.tensor(f"tensors[{i}]", t, non_empty=False)
     return tuple(t.to(device) for t in tensors)
 
 
@@ -80,13 +77,15 @@ def check(condition: bool, message: str) -> None:
     Raises:
         AssertionError: ``✗ <message>`` when the condition is false.
     """
+    if not isinstance(message, str):
+        raise _args.ArgumentTypeError(f"message must be a str, got {type(message).__name__}")
     if isinstance(condition, torch.Tensor):
         if condition.numel() != 1:
-            raise TypeError("check() needs a single truth value, got a tensor of "
+            raise _args.ArgumentTypeError("check() needs a single truth value, got a tensor of "
                             f"{condition.numel()} elements (use .all() or .any())")
         condition = bool(condition.item())
     if not isinstance(condition, (bool, np.bool_)):
-        raise TypeError(f"check() needs a bool, got {type(condition).__name__}: "
+        raise _args.ArgumentTypeError(f"check() needs a bool, got {type(condition).__name__}: "
                         "compare the measured value with its bound")
     if not condition:
         raise AssertionError(f"✗ {message}")

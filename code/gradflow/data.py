@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import _args
 from .core import default_device
 
 
@@ -18,7 +19,20 @@ class Dataset:
     X_test: torch.Tensor
     y_test: torch.Tensor
 
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            X = _args.tensor(f"X_{split}", getattr(self, f"X_{split}"), min_dim=1)
+            y = _args.tensor(f"y_{split}", getattr(self, f"y_{split}"), min_dim=1)
+            if X.shape[0] != y.shape[0]:
+                raise ValueError(f"X_{split} and y_{split} must have the same number of examples, "
+                                 f"got {X.shape[0]} and {y.shape[0]}")
+        if self.X_train.shape[1:] != self.X_test.shape[1:]:
+            raise ValueError(f"train and test inputs must have the same shape per example, got "
+                             f"{tuple(self.X_train.shape[1:])} and {tuple(self.X_test.shape[1:])}")
+
     def to(self, device: torch.device | str) -> "Dataset":
+        """The same data on ``device`` ("cpu", "cuda", a ``torch.device``)."""
+        device = _args.device("device", device)
         return Dataset(*(t.to(device) for t in (self.X_train, self.y_train, self.X_test, self.y_test)))
 
     @property
@@ -35,15 +49,18 @@ def digits(*, test_size: int = 450, split_seed: int = 0,
     pixels keep std 1).
 
     Args:
-        test_size: examples held out for testing (1 to 1,796).
+        test_size: examples held out for testing (10 to 1,787: both sides need every class).
         split_seed: seed of the stratified split.
         device: where the tensors live; default the GPU if there is one.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if not 1 <= test_size <= 1796:
-        raise ValueError(f"test_size must be between 1 and 1796, got {test_size}")
+    # a stratified split needs at least one example of each of the 10 classes on both sides
+    test_size = _args.integer("test_size", test_size, minimum=10, maximum=1787)
+    split_seed = _args.integer("split_seed", split_seed, minimum=0, maximum=2**32 - 1)
+    if device is not None:
+        device = _args.device("device", device)
     X, y = load_digits(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, random_state=split_seed,
                                               stratify=y)
@@ -67,8 +84,10 @@ def random_classification(n: int = 64, in_features: int = 32, classes: int = 2, 
         classes: number of labels (int64 targets in [0, classes)).
         seed: seed of a private generator (the global RNG is untouched).
     """
-    if n < 1 or in_features < 1 or classes < 2:
-        raise ValueError(f"need n >= 1, in_features >= 1, classes >= 2; got {n}, {in_features}, {classes}")
+    n = _args.integer("n", n, minimum=1)
+    in_features = _args.integer("in_features", in_features, minimum=1)
+    classes = _args.integer("classes", classes, minimum=2)
+    seed = _args.integer("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, in_features, generator=g), torch.randint(0, classes, (n,), generator=g)
 
@@ -86,14 +105,21 @@ def teacher_regression(n: int = 1024, in_features: int = 16, *, hidden: int = 32
         test_fraction: share of examples held out.
         seed: seed of a private generator.
     """
-    if n < 4 or not 0 < test_fraction < 1:
-        raise ValueError(f"need n >= 4 and 0 < test_fraction < 1, got {n}, {test_fraction}")
+    n = _args.integer("n", n, minimum=4)
+    in_features = _args.integer("in_features", in_features, minimum=1)
+    hidden = _args.integer("hidden", hidden, minimum=1)
+    noise = _args.real("noise", noise, minimum=0.0)
+    test_fraction = _args.real("test_fraction", test_fraction, positive=True)
+    seed = _args.integer("seed", seed, minimum=0)
+    cut = int(round(n * (1 - test_fraction)))
+    if not 1 <= cut <= n - 1:
+        raise ValueError(f"test_fraction {test_fraction} leaves {cut} of n = {n} examples for "
+                         "training: both train and test sets need at least one")
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, in_features, generator=g)
     W1 = torch.randn(in_features, hidden, generator=g) / np.sqrt(in_features)
     w2 = torch.randn(hidden, 1, generator=g) / np.sqrt(hidden)
     y = torch.tanh(X @ W1) @ w2 + noise * torch.randn(n, 1, generator=g)  # (n, 1)
-    cut = int(round(n * (1 - test_fraction)))
     return Dataset(X[:cut], y[:cut], X[cut:], y[cut:])
 
 
@@ -101,11 +127,17 @@ def adding_problem(n: int = 1000, length: int = 50, *, seed: int = 0) -> tuple[t
     """The adding problem (Hochreiter & Schmidhuber 1997): a sequence of (value, marker) pairs;
     the target is the sum of the two values whose marker is 1, one in each half of the sequence.
 
+    Args:
+        n: number of sequences (>= 1).
+        length: time steps per sequence (>= 2: one marker in each half).
+        seed: seed of a private generator.
+
     Returns:
         x of shape (n, length, 2) and y of shape (n, 1).
     """
-    if n < 1 or length < 2:
-        raise ValueError(f"need n >= 1 and length >= 2, got {n}, {length}")
+    n = _args.integer("n", n, minimum=1)
+    length = _args.integer("length", length, minimum=2)
+    seed = _args.integer("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
     values = torch.rand(n, length, generator=g)
     first = torch.randint(0, length // 2, (n,), generator=g)

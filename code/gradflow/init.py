@@ -24,9 +24,16 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import _args
+
 
 def fans(weight: torch.Tensor) -> tuple[int, int]:
-    """(fan_in, fan_out) of a Linear ``(out, in)`` or Conv ``(out, in, *kernel)`` weight."""
+    """(fan_in, fan_out) of a Linear ``(out, in)`` or Conv ``(out, in, *kernel)`` weight.
+
+    Args:
+        weight: a tensor with at least 2 dimensions.
+    """
+    _args.tensor("weight", weight, non_empty=False)
     if weight.dim() < 2:
         raise ValueError(f"fan-in/fan-out need a weight with >= 2 dims, got shape {tuple(weight.shape)}")
     receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
@@ -47,12 +54,12 @@ def _zeros(w: torch.Tensor, gain: float, **_: object) -> None:
 
 @torch.no_grad()
 def _constant(w: torch.Tensor, gain: float, value: float = 0.1, **_: object) -> None:
-    w.fill_(value)
+    w.fill_(gain * value)
 
 
 @torch.no_grad()
 def _normal(w: torch.Tensor, gain: float, std: float = 0.01, **_: object) -> None:
-    w.normal_(0.0, std)
+    w.normal_(0.0, gain * std)
 
 
 @torch.no_grad()
@@ -93,7 +100,7 @@ def _orthogonal(w: torch.Tensor, gain: float, **_: object) -> None:
 def _default(w: torch.Tensor, gain: float, **_: object) -> None:
     # What nn.Linear.reset_parameters does: kaiming_uniform_(a=sqrt(5)) = U[-1/sqrt(fan_in), +],
     # variance 1/(3 fan_in). A third of He's variance, two thirds of LeCun's.
-    bound = 1.0 / math.sqrt(fans(w)[0])
+    bound = gain / math.sqrt(fans(w)[0])
     w.uniform_(-bound, bound)
 
 
@@ -113,12 +120,26 @@ SCHEMES: dict[str, Callable[..., None]] = {
 ALIASES = {"xavier": "xavier_normal", "glorot": "xavier_normal", "he": "kaiming_normal",
            "kaiming": "kaiming_normal"}
 
+# The options each scheme takes (anything else is a typo, refused rather than silently ignored).
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "zeros": (), "constant": ("value",), "normal": ("std",), "xavier_uniform": (),
+    "xavier_normal": (), "kaiming_normal": ("mode",), "kaiming_uniform": ("mode",), "lecun": (),
+    "orthogonal": (), "default": (),
+}
+
 # Gains that make a scheme fit an activation (torch.nn.init.calculate_gain's values).
 KAIMING_DEFAULT_GAIN = math.sqrt(2.0)
 
 
 def resolve(scheme: str) -> str:
-    """The canonical scheme name for ``scheme`` or one of its aliases."""
+    """The canonical scheme name for ``scheme`` or one of its aliases.
+
+    Args:
+        scheme: a name from ``SCHEMES`` or ``ALIASES``.
+    """
+    if not isinstance(scheme, str):
+        raise _args.ArgumentTypeError(f"scheme must be a name (str) from {', '.join(list(SCHEMES) + list(ALIASES))}; "
+                        f"got {type(scheme).__name__} {scheme!r}")
     name = ALIASES.get(scheme, scheme)
     if name not in SCHEMES:
         valid = ", ".join(list(SCHEMES) + list(ALIASES))
@@ -133,23 +154,45 @@ def init_weight_(weight: torch.Tensor, scheme: str, *, gain: float | None = None
     Args:
         weight: a 2-D (Linear) or 4-D (Conv) weight.
         scheme: a name from ``SCHEMES`` or ``ALIASES`` ("xavier", "he", ...).
-        gain: multiplies the std. Default: sqrt(2) for the kaiming schemes (ReLU), 1 otherwise.
+        gain: multiplies the std (for every scheme: "normal" draws with std ``gain * std``,
+            "constant" fills ``gain * value``). Default: sqrt(2) for the kaiming schemes (ReLU),
+            1 otherwise.
         options: ``std`` for "normal", ``value`` for "constant", ``mode`` ("fan_in"/"fan_out")
             for the kaiming schemes.
     """
     name = resolve(scheme)
+    _args.tensor("weight", weight, min_dim=2)
+    options = _scheme_options(name, options)
     if gain is None:
         gain = KAIMING_DEFAULT_GAIN if name.startswith("kaiming") else 1.0
-    if gain <= 0:
-        raise ValueError(f"gain must be positive, got {gain}")
-    if "std" in options and float(options["std"]) < 0:
-        raise ValueError(f"std must be >= 0, got {options['std']}")
-    SCHEMES[name](weight, gain, **options)
+    SCHEMES[name](weight, _args.real("gain", gain, positive=True), **options)
     return weight
 
 
+def _scheme_options(name: str, options: dict[str, object]) -> dict[str, object]:
+    """Check the options given for scheme ``name``; return them converted to plain types."""
+    unknown = sorted(set(options) - set(OPTIONS[name]))
+    if unknown:
+        allowed = ", ".join(OPTIONS[name]) or "none"
+        raise _args.ArgumentTypeError(f"init scheme {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                        f"its options: {allowed}")
+    checked = dict(options)
+    if "std" in options:
+        checked["std"] = _args.real("std", options["std"], minimum=0.0)
+    if "value" in options:
+        checked["value"] = _args.real("value", options["value"])
+    if "mode" in options:
+        checked["mode"] = _args.choice("mode", options["mode"], ("fan_in", "fan_out"))
+    return checked
+
+
 def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, module) of every Linear and Conv layer, in registration order."""
+    """(name, module) of every Linear and Conv layer, in registration order.
+
+    Args:
+        model: any module.
+    """
+    _args.module("model", model)
     return [(n, m) for n, m in model.named_modules()
             if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
 
@@ -171,7 +214,11 @@ def apply_init(model: nn.Module, scheme: str, *, gain: float | None = None, bias
     Returns:
         the same model, for chaining.
     """
-    resolve(scheme)  # fail before touching anything
+    name = resolve(scheme)  # fail before touching anything
+    _scheme_options(name, options)
+    if gain is not None:
+        _args.real("gain", gain, positive=True)
+    bias = _args.real("bias", bias)
     layers = weighted_layers(model)
     if not layers:
         raise ValueError("apply_init found no Linear or Conv layer in the model")

@@ -12,6 +12,9 @@ import math
 import torch
 from torch import nn
 
+from . import _args
+from .core import to_model_device
+
 
 def random_matrices(depth: int, width: int, *, scale: float = 1.0, kind: str = "gaussian",
                     seed: int = 0) -> list[torch.Tensor]:
@@ -24,10 +27,11 @@ def random_matrices(depth: int, width: int, *, scale: float = 1.0, kind: str = "
         kind: "gaussian" or "orthogonal" (scale times a Haar-random orthogonal matrix).
         seed: seed of a private generator.
     """
-    if depth < 1 or width < 1:
-        raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
-    if kind not in ("gaussian", "orthogonal"):
-        raise ValueError(f"kind must be 'gaussian' or 'orthogonal', got {kind!r}")
+    depth = _args.integer("depth", depth, minimum=1)
+    width = _args.integer("width", width, minimum=1)
+    scale = _args.real("scale", scale, minimum=0.0)
+    kind = _args.choice("kind", kind, ("gaussian", "orthogonal"))
+    seed = _args.integer("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
     mats = []
     for _ in range(depth):
@@ -42,7 +46,13 @@ def random_matrices(depth: int, width: int, *, scale: float = 1.0, kind: str = "
 
 
 def product(matrices: list[torch.Tensor]) -> torch.Tensor:
-    """M_L ... M_2 M_1 for ``matrices = [M_1, ..., M_L]`` (M_1 applied first)."""
+    """M_L ... M_2 M_1 for ``matrices = [M_1, ..., M_L]`` (M_1 applied first).
+
+    Args:
+        matrices: a non-empty list of 2-D tensors whose shapes chain (M_(l+1) has as many
+            columns as M_l has rows).
+    """
+    _check_chain(matrices)
     out = matrices[0]
     for m in matrices[1:]:
         out = m @ out
@@ -53,9 +63,15 @@ def log10_norm_growth(matrices: list[torch.Tensor], *, seed: int = 0) -> torch.T
     """log10 ||M_l ... M_1 v|| / ||v|| for l = 1..L and a random unit vector v, shape (L,).
 
     This is exactly what happens to a gradient vector pushed back through L layers.
+
+    Args:
+        matrices: a non-empty list of 2-D tensors whose shapes chain, M_1 first.
+        seed: seed of the private generator that draws v.
     """
+    _check_chain(matrices)
+    seed = _args.integer("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
-    v = torch.randn(matrices[0].shape[1], generator=g, dtype=torch.float64)
+    v = torch.randn(matrices[0].shape[1], generator=g, dtype=torch.float64).to(matrices[0])
     v = v / v.norm()
     out = []
     for m in matrices:
@@ -68,8 +84,27 @@ def input_output_jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """d model(x) / d x for one input ``x`` of shape (in,), as an (out, in) matrix.
 
     Runs the model on the batch x[None] (so BatchNorm in train mode would see a batch of one: put
-    such models in eval mode first).
+    such models in eval mode first). ``x`` is moved to the model's device.
+
+    Args:
+        model: a model taking a batch of shape (batch, in).
+        x: one input, shape (in,).
     """
+    _args.module("model", model)
+    _args.tensor("x", x)
     if x.dim() != 1:
         raise ValueError(f"x must be one input of shape (in,), got shape {tuple(x.shape)}")
+    (x,) = to_model_device(model, x)
     return torch.autograd.functional.jacobian(lambda v: model(v[None])[0], x)
+
+
+def _check_chain(matrices: list[torch.Tensor]) -> None:
+    if not isinstance(matrices, (list, tuple)) or not matrices:
+        raise ValueError(f"matrices must be a non-empty list of 2-D tensors, got {matrices!r:.80}")
+    for i, m in enumerate(matrices):
+        _args.tensor(f"matrices[{i}]", m, min_dim=2)
+        if m.dim() != 2:
+            raise ValueError(f"matrices[{i}] must be 2-D, got shape {tuple(m.shape)}")
+        if i and m.shape[1] != matrices[i - 1].shape[0]:
+            raise ValueError(f"matrices[{i}] of shape {tuple(m.shape)} cannot follow matrices[{i - 1}] "
+                             f"of shape {tuple(matrices[i - 1].shape)}: columns must equal the rows before")

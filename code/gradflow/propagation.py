@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import activations
+from . import _args, activations
+from .core import to_model_device
 from .data import random_classification
 from .models import MLP, mlp
 from .plots import grid, layer_profile
@@ -43,8 +44,9 @@ def gaussian_expectation(f: Callable[[np.ndarray], np.ndarray], q: float) -> flo
         f: a vectorised function of a NumPy array.
         q: the variance of h (>= 0; q = 0 gives f(0)).
     """
-    if not q >= 0:
-        raise ValueError(f"the variance q must be >= 0, got {q}")
+    if not callable(f):
+        raise _args.ArgumentTypeError(f"f must be a function of a NumPy array, got {type(f).__name__}")
+    q = _args.real("q (the variance of h)", q, minimum=0.0)
     return float(np.sum(_WEIGHTS * f(math.sqrt(q) * _NODES)))
 
 
@@ -66,7 +68,14 @@ def next_q(activation: str, sigma_w: float, q: float, sigma_b: float = 0.0) -> f
         sigma_b: bias standard deviation.
     """
     phi = _numpy_fn(activation, derivative=False)
+    sigma_w, sigma_b = _sigmas(sigma_w, sigma_b)
+    q = _args.real("q", q, minimum=0.0)
     return sigma_w ** 2 * gaussian_expectation(lambda h: phi(h) ** 2, q) + sigma_b ** 2
+
+
+def _sigmas(sigma_w: float, sigma_b: float = 0.0) -> tuple[float, float]:
+    return (_args.real("sigma_w", sigma_w, positive=True),
+            _args.real("sigma_b", sigma_b, minimum=0.0))
 
 
 def chi(activation: str, sigma_w: float, q: float) -> float:
@@ -78,6 +87,8 @@ def chi(activation: str, sigma_w: float, q: float) -> float:
         q: second moment of the pre-activations at that layer.
     """
     dphi = _numpy_fn(activation, derivative=True)
+    sigma_w, _ = _sigmas(sigma_w)
+    q = _args.real("q", q, minimum=0.0)
     return sigma_w ** 2 * gaussian_expectation(lambda h: dphi(h) ** 2, q)
 
 
@@ -93,8 +104,9 @@ def fixed_point_q(activation: str, sigma_w: float, sigma_b: float = 0.0, *, q0: 
         q0: starting second moment (> 0).
         iterations: layers to iterate (>= 1).
     """
-    if not sigma_w > 0 or not q0 > 0 or iterations < 1:
-        raise ValueError(f"need sigma_w > 0, q0 > 0, iterations >= 1; got {sigma_w}, {q0}, {iterations}")
+    sigma_w, sigma_b = _sigmas(sigma_w, sigma_b)
+    q0 = _args.real("q0", q0, positive=True)
+    iterations = _args.integer("iterations", iterations, minimum=1, maximum=10**6)
     phi = _numpy_fn(activation, derivative=False)
     q = q0
     for _ in range(iterations):
@@ -112,8 +124,16 @@ def critical_sigma_w(activation: str, sigma_b: float = 0.0, *, low: float = 0.3,
         activation: an activation name whose chi grows with sigma_w (tanh, relu, ...).
         sigma_b: bias standard deviation.
         low, high: bracket for sigma_w; chi - 1 must change sign between them.
-        tol: width of the final bracket.
+        tol: width of the final bracket (at least 1e-10: bisection cannot split floats finer).
     """
+    _numpy_fn(activation, derivative=False)
+    _, sigma_b = _sigmas(1.0, sigma_b)
+    low = _args.real("low", low, positive=True)
+    high = _args.real("high", high, positive=True)
+    if not low < high:
+        raise ValueError(f"the bracket needs low < high, got low={low}, high={high}")
+    tol = _args.real("tol", tol, minimum=1e-10)
+
     def excess(s: float) -> float:
         q = fixed_point_q(activation, s, sigma_b)
         return chi(activation, s, q) - 1.0 if math.isfinite(q) else math.inf
@@ -132,11 +152,13 @@ def forward_rms(model: MLP, x: torch.Tensor) -> list[float]:
 
     Args:
         model: a ``gradflow.models.MLP`` (anything with a ``hidden`` list of layers).
-        x: a batch of inputs, shape (batch, in_features).
+        x: a batch of inputs, shape (batch, in_features); moved to the model's device.
     """
+    _args.module("model", model)
     hidden = getattr(model, "hidden", None)
     if not isinstance(hidden, nn.ModuleList):
-        raise TypeError("forward_rms needs a gradflow MLP (a model with a `hidden` ModuleList)")
+        raise _args.ArgumentTypeError("forward_rms needs a gradflow MLP (a model with a `hidden` ModuleList)")
+    (x,) = to_model_device(model, _args.tensor("x", x, min_dim=2))
     out = []
     with torch.no_grad():
         for layer in hidden:
@@ -161,6 +183,11 @@ def gradient_profile(depth: int, activation: str, init: str, gain: float | None 
         seed: seeds the weights and the batch.
         double: compute in float64 (ratios below ~1e-30 underflow float32).
     """
+    depth = _args.integer("depth", depth, minimum=1)
+    width = _args.integer("width", width, minimum=1)
+    batch = _args.integer("batch", batch, minimum=1)
+    seed = _args.integer("seed", seed, minimum=0)
+    double = _args.flag("double", double)
     torch.manual_seed(seed)
     model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
                 init=init, gain=gain).to("cpu")
@@ -184,10 +211,8 @@ def gradient_ratio(depth: int, activation: str, sigma_w: float, *, width: int = 
         batch: examples in the batch.
         seed: seeds the weights and the batch.
     """
-    if depth < 2:
-        raise ValueError(f"a first/last ratio needs depth >= 2, got {depth}")
-    if not sigma_w > 0:
-        raise ValueError(f"sigma_w must be > 0, got {sigma_w}")
+    depth = _args.integer("depth", depth, minimum=2)  # a first/last ratio needs two layers
+    sigma_w, _ = _sigmas(sigma_w)
     rms = gradient_profile(depth, activation, "lecun", sigma_w, width=width, batch=batch,
                            seed=seed, double=True)
     return math.log10(rms[0]) - math.log10(rms[-1])
@@ -203,8 +228,10 @@ def gradient_ratio_grid(activation: str, depths: list[int], sigma_ws: list[float
         sigma_ws: weight scales, the columns.
         width, batch, seed: see ``gradient_ratio`` (keep width and batch small: it is a grid).
     """
-    if not depths or not sigma_ws:
+    if len(depths) == 0 or len(sigma_ws) == 0:
         raise ValueError("depths and sigma_ws must be non-empty")
+    depths = [_args.integer(f"depths[{i}]", d, minimum=2) for i, d in enumerate(depths)]
+    sigma_ws = [_args.real(f"sigma_ws[{i}]", s, positive=True) for i, s in enumerate(sigma_ws)]
     return np.array([[gradient_ratio(d, activation, s, width=width, batch=batch, seed=seed)
                       for s in sigma_ws] for d in depths])
 
@@ -224,7 +251,8 @@ def draw_signal_profile(depth: int = 30, activation: str = "relu", init: str = "
         seed: seeds the weights and the batch.
         axes: two axes to draw on; a new figure if None.
     """
-    torch.manual_seed(seed)
+    gain = _args.real("gain", gain, positive=True)
+    torch.manual_seed(_args.integer("seed", seed, minimum=0))
     from .init import KAIMING_DEFAULT_GAIN, resolve
     base = KAIMING_DEFAULT_GAIN if resolve(init).startswith("kaiming") else 1.0
     model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
@@ -259,10 +287,11 @@ def predicted_log10_ratio(activation: str, sigma_w: float, depths: list[int], *,
         depths: hidden-layer counts (each >= 1).
         q0: mean square of the input features (1 for standard Gaussian inputs).
     """
-    if not sigma_w > 0 or not q0 >= 0:
-        raise ValueError(f"need sigma_w > 0 and q0 >= 0, got {sigma_w}, {q0}")
-    if not depths or min(depths) < 1:
-        raise ValueError(f"depths must be non-empty with every depth >= 1, got {depths}")
+    sigma_w, _ = _sigmas(sigma_w)
+    q0 = _args.real("q0", q0, minimum=0.0)
+    if len(depths) == 0:
+        raise ValueError("depths must be non-empty")
+    depths = [_args.integer(f"depths[{i}]", d, minimum=1) for i, d in enumerate(depths)]
     total, cumulative = 0.0, [0.0]  # cumulative[L-1] = prediction for depth L
     q = sigma_w ** 2 * q0
     for _ in range(1, max(depths)):

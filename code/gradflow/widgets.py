@@ -9,7 +9,7 @@ from typing import Callable
 import matplotlib.pyplot as plt
 import torch
 
-from . import activations
+from . import _args, activations
 from .init import SCHEMES
 from .plots import layer_profile
 from .propagation import gradient_profile
@@ -43,6 +43,8 @@ def explore(draw: Callable[..., object], **controls: object) -> None:
 
     Returns nothing, so that a call at the end of a cell shows the explorer once (a returned
     widget would be displayed a second time)."""
+    if not callable(draw):
+        raise _args.ArgumentTypeError(f"draw must be a function that draws a figure, got {type(draw).__name__}")
     import ipywidgets as widgets
     from IPython.display import display
 
@@ -50,7 +52,14 @@ def explore(draw: Callable[..., object], **controls: object) -> None:
         draw(**kwargs)
         plt.show()
 
-    display(widgets.interactive(redraw, **controls))
+    global last_explorer
+    last_explorer = widgets.interactive(redraw, **controls)
+    display(last_explorer)
+
+
+#: The ``ipywidgets.interactive`` that the last ``explore`` call built and displayed (tests drive
+#: its controls: tests/test_explorers.py).
+last_explorer: object | None = None
 
 
 def gradient_flow_explorer(depth: int = 10, activation: str = "sigmoid",
@@ -89,10 +98,10 @@ def draw_unit_slopes(activation: str = "relu", mean: float = 0.0, std: float = 1
     """
     from .plots import COLORS, _axes
 
-    if not std > 0:
-        raise ValueError(f"std must be > 0, got {std}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    activations.get(activation)
+    mean = _args.real("mean", mean)
+    std = _args.real("std", std, positive=True)
+    batch_size = _args.integer("batch_size", batch_size, minimum=1)
     ax = _axes(ax, figsize=(7.0, 3.6))
     gen = torch.Generator().manual_seed(0)
     z = mean + std * torch.randn(200_000, generator=gen)
