@@ -7,10 +7,10 @@
 """
 
 from . import (activations, clipping, dashboard, data, diagnose, init, jacobians, models, norms,
-               plots, probes, propagation, residual, train, widgets)
+               plots, probes, propagation, recurrent, residual, train, widgets)
 from .core import check, default_device, model_device, set_seed, to_model_device
 
 __version__ = "0.1.0"
 __all__ = ["activations", "check", "clipping", "dashboard", "data", "default_device", "diagnose",
            "init", "jacobians", "model_device", "models", "norms", "plots", "probes", "propagation",
-           "residual", "set_seed", "to_model_device", "train", "widgets"]
+           "recurrent", "residual", "set_seed", "to_model_device", "train", "widgets"]
