@@ -263,11 +263,16 @@ def highway_explorer(depth: int = 50, residual: bool = True, norm: str | None = 
 
     from .widgets import explore
 
+    def draw(norm: str = "none", **kwargs: object) -> object:
+        # a drop-down cannot select the value None reliably: the "none" entry stands for it
+        return draw_gradient_highway(norm=None if norm == "none" else norm, **kwargs)
+
     return explore(
-        draw_gradient_highway,
+        draw,
         depth=widgets.IntSlider(value=depth, min=1, max=100, description="blocks"),
         residual=widgets.Checkbox(value=residual, description="residual"),
-        norm=widgets.Dropdown(options=[None, "batch", "layer", "rms"], value=norm, description="norm"),
+        norm=widgets.Dropdown(options=["none", "batch", "layer", "rms"],
+                              value="none" if norm is None else norm, description="norm"),
         init=widgets.Dropdown(options=["default", "kaiming_normal", "xavier_normal", "lecun"],
                               value=init, description="init"),
         width=widgets.fixed(64), seed=widgets.fixed(0))
