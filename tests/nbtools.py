@@ -6,6 +6,7 @@ progress bars, working directory = the notebook's folder.
 
 The second form is what tests/test_seeds.py does for every chapter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,14 @@ from jupyter_client import KernelManager
 from nbclient import NotebookClient
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
-ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "GRADFLOW_PROGRESS": "0",
-       "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-       # the inline backend, whatever the shell says: with MPLBACKEND=Agg no figure would be stored
-       "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "GRADFLOW_PROGRESS": "0",
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    # the inline backend, whatever the shell says: with MPLBACKEND=Agg no figure would be stored
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+}
 
 
 def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -33,8 +38,13 @@ def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return cells[0]
 
 
-def execute(path: str | pathlib.Path, *, seed: int | None = None, timeout: int = 600,
-            cwd: str | pathlib.Path | None = None) -> tuple[nbformat.NotebookNode, float]:
+def execute(
+    path: str | pathlib.Path,
+    *,
+    seed: int | None = None,
+    timeout: int = 600,
+    cwd: str | pathlib.Path | None = None,
+) -> tuple[nbformat.NotebookNode, float]:
     """Run a notebook top to bottom in a fresh kernel; return it (with outputs) and the seconds.
 
     Args:
@@ -60,7 +70,9 @@ def execute(path: str | pathlib.Path, *, seed: int | None = None, timeout: int =
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("notebooks", nargs="+")
     parser.add_argument("--seed", type=int, default=None, help="run with another SEED; store nothing")
     args = parser.parse_args(argv)
@@ -70,7 +82,10 @@ def main(argv: list[str]) -> int:
             # keep the stored notebook's kernelspec readable for Jupyter and Colab
             nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
             nbformat.write(nb, name)
-        print(f"{name}: {seconds:.1f} s" + (f" (SEED={args.seed}, not stored)" if args.seed is not None else ", outputs stored"))
+        print(
+            f"{name}: {seconds:.1f} s"
+            + (f" (SEED={args.seed}, not stored)" if args.seed is not None else ", outputs stored")
+        )
     return 0
 
 

@@ -1,24 +1,33 @@
 """The Probe as it was before the speed work of issue 11 (commit 8f9fc9d), kept verbatim as the
 slow reference that tests/test_probes_equal.py holds the fast one to, bit for bit."""
+
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 from torch import nn
 
 from gradflow import activations
 
-STAT_NAMES = ("weight_grad_norm", "weight_grad_mean_abs", "preact_grad_rms", "preact_grad_norm",
-              "act_mean", "act_std", "saturation")
+STAT_NAMES = (
+    "weight_grad_norm",
+    "weight_grad_mean_abs",
+    "preact_grad_rms",
+    "preact_grad_norm",
+    "act_mean",
+    "act_std",
+    "saturation",
+)
 
 
 @dataclass
 class LayerStats:
     """What one pass (forward + backward) showed at one layer. NaN where nothing was measured."""
+
     name: str
     weight_grad_norm: float = math.nan
     weight_grad_mean_abs: float = math.nan
@@ -33,7 +42,7 @@ class LayerStats:
 # gives from its input, without evaluating the activation again): the probe's per-step saturation.
 _SLOPE_FROM_OUTPUT = {
     "sigmoid": lambda y: y * (1.0 - y),
-    "tanh": lambda y: 1.0 - y ** 2,
+    "tanh": lambda y: 1.0 - y**2,
     "relu": lambda y: (y > 0).to(y.dtype),
 }
 
@@ -85,7 +94,7 @@ class Probe:
         self._act_names: dict[int, str] = {}
 
     # -- context manager ------------------------------------------------------------------
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         index_of = {id(m): i for i, (_, m) in enumerate(self._layers)}
         for i, (_, module) in enumerate(self._layers):
             self._handles.append(module.register_forward_hook(self._layer_hook(i)))
@@ -133,6 +142,7 @@ class Probe:
                 slot.pop("saturation", None)
             if out.requires_grad:
                 out.register_hook(self._preact_hooks[i])
+
         return hook
 
     def _act_hook(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
@@ -160,6 +170,7 @@ class Probe:
             slot = self._slot(i)
             slot["preact_grad_norm"] = norm
             slot["preact_grad_rms"] = functools.partial(torch.div, norm, math.sqrt(g.numel()))
+
         return hook
 
     def _weight_hook(self, i: int):
@@ -168,6 +179,7 @@ class Probe:
             slot = self._slot(i)
             slot["weight_grad_norm"] = functools.partial(torch.linalg.vector_norm, g)
             slot["weight_grad_mean_abs"] = lambda: g.abs().mean()
+
         return hook
 
     # -- results --------------------------------------------------------------------------
@@ -204,8 +216,10 @@ class Probe:
             raise ValueError(f"unknown statistic {stat!r}; valid: {', '.join(STAT_NAMES)}")
         return [getattr(s, stat) for s in self.stats()]
 
-    def table(self, stats: Iterable[str] = ("weight_grad_norm", "preact_grad_rms", "act_mean",
-                                             "act_std", "saturation")) -> str:
+    def table(
+        self,
+        stats: Iterable[str] = ("weight_grad_norm", "preact_grad_rms", "act_mean", "act_std", "saturation"),
+    ) -> str:
         """A fixed-width text table of the latest statistics (3 significant digits)."""
         stats = list(stats)
         rows = self.stats()
@@ -215,5 +229,3 @@ class Probe:
         for r in rows:
             lines.append(f"{r.name:<{width}}  " + "  ".join(f"{getattr(r, s):>20.3g}" for s in stats))
         return "\n".join(lines)
-
-

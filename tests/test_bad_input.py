@@ -5,6 +5,7 @@ Each bad call must fail at once with ValueError or TypeError whose message names
 NumPy number must be accepted wherever a Python one is (sweeps hand over np.int64 and np.float64).
 probes, train and diagnose have their own tables next to their tests.
 """
+
 import math
 
 import numpy as np
@@ -81,14 +82,22 @@ BAD = {
     "digits test_size float": (lambda: data.digits(test_size=0.25, device="cpu"), "test_size"),
     "digits split_seed negative": (lambda: data.digits(split_seed=-1, device="cpu"), "split_seed"),
     "digits device typo": (lambda: data.digits(device="gpu"), "device"),
-    "Dataset empty train": (lambda: data.Dataset(torch.ones(0, 3), torch.ones(0), torch.ones(2, 3),
-                                                 torch.ones(2)), "X_train"),
-    "Dataset empty test": (lambda: data.Dataset(torch.ones(2, 3), torch.ones(2), torch.ones(0, 3),
-                                                torch.ones(0)), "X_test"),
-    "Dataset length mismatch": (lambda: data.Dataset(torch.ones(3, 3), torch.ones(2), torch.ones(2, 3),
-                                                     torch.ones(2)), "y_train"),
-    "Dataset width mismatch": (lambda: data.Dataset(torch.ones(2, 3), torch.ones(2), torch.ones(2, 4),
-                                                    torch.ones(2)), "same shape"),
+    "Dataset empty train": (
+        lambda: data.Dataset(torch.ones(0, 3), torch.ones(0), torch.ones(2, 3), torch.ones(2)),
+        "X_train",
+    ),
+    "Dataset empty test": (
+        lambda: data.Dataset(torch.ones(2, 3), torch.ones(2), torch.ones(0, 3), torch.ones(0)),
+        "X_test",
+    ),
+    "Dataset length mismatch": (
+        lambda: data.Dataset(torch.ones(3, 3), torch.ones(2), torch.ones(2, 3), torch.ones(2)),
+        "y_train",
+    ),
+    "Dataset width mismatch": (
+        lambda: data.Dataset(torch.ones(2, 3), torch.ones(2), torch.ones(2, 4), torch.ones(2)),
+        "same shape",
+    ),
     "Dataset not tensors": (lambda: data.Dataset([[1.0]], [0], [[1.0]], [0]), "X_train"),
     "Dataset.to typo": (lambda: data.teacher_regression(8).to("gpu0"), "device"),
     "random_classification n 0": (lambda: data.random_classification(0), "n"),
@@ -96,7 +105,10 @@ BAD = {
     "random_classification float n": (lambda: data.random_classification(4.0), "n"),
     "teacher_regression noise negative": (lambda: data.teacher_regression(8, noise=-0.1), "noise"),
     "teacher_regression noise nan": (lambda: data.teacher_regression(8, noise=NAN), "noise"),
-    "teacher_regression empty test": (lambda: data.teacher_regression(8, test_fraction=0.01), "test_fraction"),
+    "teacher_regression empty test": (
+        lambda: data.teacher_regression(8, test_fraction=0.01),
+        "test_fraction",
+    ),
     "teacher_regression fraction 1": (lambda: data.teacher_regression(8, test_fraction=1.0), "test_fraction"),
     "teacher_regression hidden 0": (lambda: data.teacher_regression(8, hidden=0), "hidden"),
     "adding_problem length 1": (lambda: data.adding_problem(4, 1), "length"),
@@ -107,11 +119,20 @@ BAD = {
     "random_matrices scale negative": (lambda: jacobians.random_matrices(2, 3, scale=-1.0), "scale"),
     "random_matrices kind typo": (lambda: jacobians.random_matrices(2, 3, kind="haar"), "kind"),
     "product empty": (lambda: jacobians.product([]), "matrices"),
-    "product shapes do not chain": (lambda: jacobians.product([torch.ones(2, 3), torch.ones(2, 3)]), "matrices[1]"),
+    "product shapes do not chain": (
+        lambda: jacobians.product([torch.ones(2, 3), torch.ones(2, 3)]),
+        "matrices[1]",
+    ),
     "product 1-D": (lambda: jacobians.product([torch.ones(3)]), "matrices[0]"),
     "log10_norm_growth empty": (lambda: jacobians.log10_norm_growth([]), "matrices"),
-    "input_output_jacobian batch": (lambda: jacobians.input_output_jacobian(nn.Linear(3, 2), torch.ones(2, 3)), "x"),
-    "input_output_jacobian not a module": (lambda: jacobians.input_output_jacobian(None, torch.ones(3)), "model"),
+    "input_output_jacobian batch": (
+        lambda: jacobians.input_output_jacobian(nn.Linear(3, 2), torch.ones(2, 3)),
+        "x",
+    ),
+    "input_output_jacobian not a module": (
+        lambda: jacobians.input_output_jacobian(None, torch.ones(3)),
+        "model",
+    ),
     # propagation
     "gaussian_expectation q nan": (lambda: propagation.gaussian_expectation(np.square, NAN), "q"),
     "gaussian_expectation f not callable": (lambda: propagation.gaussian_expectation(2.0, 1.0), "f"),
@@ -119,12 +140,21 @@ BAD = {
     "next_q sigma_b negative": (lambda: propagation.next_q("tanh", 1.0, 1.0, -1.0), "sigma_b"),
     "chi q negative": (lambda: propagation.chi("tanh", 1.0, -1.0), "q"),
     "chi unknown activation": (lambda: propagation.chi("softplus", 1.0, 1.0), "activation"),
-    "fixed_point_q iterations 0": (lambda: propagation.fixed_point_q("tanh", 1.0, iterations=0), "iterations"),
+    "fixed_point_q iterations 0": (
+        lambda: propagation.fixed_point_q("tanh", 1.0, iterations=0),
+        "iterations",
+    ),
     "fixed_point_q q0 0": (lambda: propagation.fixed_point_q("tanh", 1.0, q0=0.0), "q0"),
     "critical_sigma_w tol 0 (used to hang)": (lambda: propagation.critical_sigma_w("tanh", tol=0), "tol"),
     "critical_sigma_w tol nan": (lambda: propagation.critical_sigma_w("tanh", tol=NAN), "tol"),
-    "critical_sigma_w low > high": (lambda: propagation.critical_sigma_w("tanh", low=3.0, high=1.0), "low < high"),
-    "critical_sigma_w bracket without a root": (lambda: propagation.critical_sigma_w("relu", low=0.3, high=0.5), "change sign"),
+    "critical_sigma_w low > high": (
+        lambda: propagation.critical_sigma_w("tanh", low=3.0, high=1.0),
+        "low < high",
+    ),
+    "critical_sigma_w bracket without a root": (
+        lambda: propagation.critical_sigma_w("relu", low=0.3, high=0.5),
+        "change sign",
+    ),
     "forward_rms not an MLP": (lambda: propagation.forward_rms(nn.Linear(2, 2), torch.ones(1, 2)), "MLP"),
     "gradient_profile depth 0": (lambda: propagation.gradient_profile(0, "relu", "he"), "depth"),
     "gradient_profile batch 0": (lambda: propagation.gradient_profile(2, "relu", "he", batch=0), "batch"),
@@ -132,7 +162,10 @@ BAD = {
     "gradient_ratio sigma_w inf": (lambda: propagation.gradient_ratio(3, "relu", INF), "sigma_w"),
     "gradient_ratio_grid empty": (lambda: propagation.gradient_ratio_grid("relu", [], [1.0]), "non-empty"),
     "gradient_ratio_grid depth 1": (lambda: propagation.gradient_ratio_grid("relu", [1], [1.0]), "depths[0]"),
-    "predicted_log10_ratio depth 0": (lambda: propagation.predicted_log10_ratio("tanh", 1.0, [0]), "depths[0]"),
+    "predicted_log10_ratio depth 0": (
+        lambda: propagation.predicted_log10_ratio("tanh", 1.0, [0]),
+        "depths[0]",
+    ),
     "draw_signal_profile gain 0": (lambda: propagation.draw_signal_profile(gain=0.0), "gain"),
     # plots
     "layer_profile empty": (lambda: plots.layer_profile({}), "series"),
@@ -140,7 +173,10 @@ BAD = {
     "curves unequal": (lambda: plots.curves({"a": ([1, 2], [1.0])}), "series['a']"),
     "grid 0 columns": (lambda: plots.grid(0), "ncols"),
     "grid negative width": (lambda: plots.grid(1, width=-1.0), "width"),
-    "activation_histograms bins 0": (lambda: plots.activation_histograms({"a": [np.ones(3)]}, bins=0), "bins"),
+    "activation_histograms bins 0": (
+        lambda: plots.activation_histograms({"a": [np.ones(3)]}, bins=0),
+        "bins",
+    ),
     "activation_curves a str": (lambda: plots.activation_curves("relu"), "names"),
     "activation_curves unknown": (lambda: plots.activation_curves(["relu", "mish"]), "activation"),
     "activation_curves points 1": (lambda: plots.activation_curves(["relu"], points=1), "points"),
@@ -171,8 +207,14 @@ def test_a_type_error_is_also_a_value_error():
 
 
 def test_numpy_numbers_are_accepted_where_python_ones_are():
-    net = models.mlp(np.int64(3), np.int32(8), init="he", gain=np.float64(1.0), bias_init=np.float32(0.0),
-                     residual=np.bool_(True))
+    net = models.mlp(
+        np.int64(3),
+        np.int32(8),
+        init="he",
+        gain=np.float64(1.0),
+        bias_init=np.float32(0.0),
+        residual=np.bool_(True),
+    )
     assert len(net.hidden) == 3 and net.hidden[1].linear.out_features == 8
     assert isinstance(len(net.hidden), int)
     core.set_seed(np.int64(3), threads=np.int64(1))

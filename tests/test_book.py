@@ -1,4 +1,5 @@
 """Book-level checks: the table of contents, the stored outputs, the Colab setup cell."""
+
 import json
 import pathlib
 import re
@@ -18,10 +19,12 @@ def _config_url() -> str:
 
 def setup_cell_source() -> str:
     """The exact first code cell of every chapter."""
-    return ("# Setup: on Colab, install the course package `gradflow` (elsewhere this cell does nothing).\n"
-            "import sys\n\n"
-            'if "google.colab" in sys.modules:\n'
-            f'    %pip install -q "gradflow @ git+{_config_url()}.git@main#subdirectory=code"')
+    return (
+        "# Setup: on Colab, install the course package `gradflow` (elsewhere this cell does nothing).\n"
+        "import sys\n\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    %pip install -q "gradflow @ git+{_config_url()}.git@main#subdirectory=code"'
+    )
 
 
 def _nb(path):
@@ -47,11 +50,16 @@ def test_stored_outputs_come_from_one_clean_run(path):
     cells = _code_cells(_nb(path))
     counts = [c.get("execution_count") for c in cells]
     assert counts == list(range(1, len(cells) + 1)), (
-        f"execution counts {counts} are not 1..N: re-run with `python tests/nbtools.py {path.relative_to(ROOT)}`")
+        f"execution counts {counts} are not 1..N: re-run with `python tests/nbtools.py {path.relative_to(ROOT)}`"
+    )
     errors = [o.get("ename") for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, f"stored error outputs: {errors}"
-    stderr = [o["text"] for c in cells for o in c.get("outputs", [])
-              if o["output_type"] == "stream" and o["name"] == "stderr"]
+    stderr = [
+        o["text"]
+        for c in cells
+        for o in c.get("outputs", [])
+        if o["output_type"] == "stream" and o["name"] == "stderr"
+    ]
     assert not stderr, f"stored stderr output (a warning a reader would see): {stderr[0][:200]}"
 
 
@@ -61,8 +69,13 @@ def test_chapter_has_figures_checks_and_exercises(path):
     cells = _code_cells(nb)
     outputs = [o for c in cells for o in c.get("outputs", [])]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2, "fewer than 2 figures"
-    checks = [l for o in outputs if o["output_type"] == "stream" for l in "".join(o["text"]).splitlines()
-              if l.startswith("✓")]
+    checks = [
+        l
+        for o in outputs
+        if o["output_type"] == "stream"
+        for l in "".join(o["text"]).splitlines()
+        if l.startswith("✓")
+    ]
     assert len(checks) >= 4, f"only {len(checks)} ✓ checks"
     solutions = [c for c in cells if "".join(c["source"]).startswith("# @title Solution")]
     assert all("hide-cell" in c["metadata"].get("tags", []) for c in solutions), "a solution is not hidden"
@@ -76,7 +89,9 @@ def test_live_widgets_are_hidden_from_the_book_and_from_nbval(path):
     # A widget's stored text fallback reads "interactive(children=...)": the static book would show
     # it, and its model id changes every run. The static figure above it is what readers see.
     for cell in _code_cells(_nb(path)):
-        if any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.get("outputs", [])):
+        if any(
+            "application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.get("outputs", [])
+        ):
             tags = cell["metadata"].get("tags", [])
             assert "remove-output" in tags and "nbval-ignore-output" in tags, "".join(cell["source"])[:80]
 
@@ -85,7 +100,8 @@ def test_live_widgets_are_hidden_from_the_book_and_from_nbval(path):
 def test_first_code_cell_is_the_colab_setup(path):
     first = _code_cells(_nb(path))[0]
     assert "".join(first["source"]) == setup_cell_source(), (
-        "the first code cell must be exactly tests/test_book.py:setup_cell_source()")
+        "the first code cell must be exactly tests/test_book.py:setup_cell_source()"
+    )
     assert "remove-cell" in first["metadata"].get("tags", [])
     assert first.get("outputs", []) == []
 
@@ -93,7 +109,9 @@ def test_first_code_cell_is_the_colab_setup(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_seed_lives_in_a_parameters_cell(path):
     params = [c for c in _code_cells(_nb(path)) if "parameters" in c["metadata"].get("tags", [])]
-    assert len(params) == 1 and re.fullmatch(r"SEED = \d+", "".join(params[0]["source"]).strip().split("\n")[0])
+    assert len(params) == 1 and re.fullmatch(
+        r"SEED = \d+", "".join(params[0]["source"]).strip().split("\n")[0]
+    )
 
 
 @pytest.mark.parametrize("folder", ["chapters", "."])
@@ -105,8 +123,9 @@ def test_import_code_is_still_the_standard_library_in_a_kernel(folder, tmp_path)
     from nbtools import execute
 
     nb_path = tmp_path / "probe.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell("import code, gradflow\nprint(code.__file__)")]),
-                   nb_path)
+    nbformat.write(
+        new_notebook(cells=[new_code_cell("import code, gradflow\nprint(code.__file__)")]), nb_path
+    )
     nb, _ = execute(nb_path, cwd=ROOT / folder)
     printed = nb.cells[0].outputs[0]["text"].strip()
     assert printed.endswith("/code.py") and "/lib/python" in printed, printed

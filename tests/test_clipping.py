@@ -1,4 +1,5 @@
 """gradflow.clipping against known answers: torch autograd, torch's own clipping, the bound."""
+
 import math
 
 import numpy as np
@@ -175,6 +176,7 @@ def test_sgd_run_clip_bounds_the_update():
 
 def test_draw_cliff_draws_and_validates():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

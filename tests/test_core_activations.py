@@ -46,7 +46,9 @@ def test_derivative_matches_autograd(name):
 @pytest.mark.parametrize("name", activations.NAMES)
 def test_max_derivative_is_the_maximum(name):
     z = torch.linspace(-10, 10, 200001, dtype=torch.float64)
-    assert activations.derivative(name, z).max().item() == pytest.approx(activations.MAX_DERIVATIVE[name], abs=1e-4)
+    assert activations.derivative(name, z).max().item() == pytest.approx(
+        activations.MAX_DERIVATIVE[name], abs=1e-4
+    )
 
 
 def test_sigmoid_derivative_facts():

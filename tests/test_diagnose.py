@@ -1,4 +1,5 @@
 """gradflow.diagnose: findings from probe statistics, and activation_values."""
+
 import math
 
 import pytest
@@ -12,8 +13,10 @@ from gradflow.probes import LayerStats
 
 def _stats(grads, saturation=None):
     saturation = saturation or [math.nan] * len(grads)
-    return [LayerStats(name=f"l{i}", preact_grad_rms=g, weight_grad_norm=g, saturation=s)
-            for i, (g, s) in enumerate(zip(grads, saturation))]
+    return [
+        LayerStats(name=f"l{i}", preact_grad_rms=g, weight_grad_norm=g, saturation=s)
+        for i, (g, s) in enumerate(zip(grads, saturation))
+    ]
 
 
 def test_gradient_ratio_is_first_over_last():
@@ -48,8 +51,7 @@ def test_findings_vanishing_exploding_healthy():
 
 
 def test_findings_saturated_and_dead():
-    out = diagnose.findings(_stats([0.5, 0.5, 1.0], saturation=[0.1, 0.8, math.nan]),
-                            dead=[0.0, 0.3])
+    out = diagnose.findings(_stats([0.5, 0.5, 1.0], saturation=[0.1, 0.8, math.nan]), dead=[0.0, 0.3])
     kinds = [(f.kind, f.layer) for f in out]
     assert kinds == [("saturated", "l1"), ("dead", "activation 2")]
     assert "80%" in out[0].message and "30%" in out[1].message

@@ -1,5 +1,6 @@
 """gradflow.diagnose on real models (issue 10, item 4): each finding on a model built to have it,
 no finding on healthy models over 10 seeds, advice that fits the model, named bad arguments."""
+
 import math
 
 import numpy as np
@@ -16,10 +17,12 @@ def digits():
     return data.digits(device="cpu")
 
 
-HEALTHY = {"sigmoid (2 layers)": dict(depth=2, activation="sigmoid", init="xavier"),
-           "tanh": dict(depth=4, activation="tanh", init="xavier"),
-           "relu": dict(depth=4, activation="relu", init="he"),
-           "gelu": dict(depth=4, activation="gelu", init="he")}
+HEALTHY = {
+    "sigmoid (2 layers)": dict(depth=2, activation="sigmoid", init="xavier"),
+    "tanh": dict(depth=4, activation="tanh", init="xavier"),
+    "relu": dict(depth=4, activation="relu", init="he"),
+    "gelu": dict(depth=4, activation="gelu", init="he"),
+}
 
 
 @pytest.mark.parametrize("label", list(HEALTHY))
@@ -33,8 +36,9 @@ def test_no_finding_on_healthy_models_over_ten_seeds(digits, label):
     for seed in range(10):
         gradflow.set_seed(seed)
         model = models.mlp(c["depth"], 64, activation=c["activation"], init=c["init"])
-        found = diagnose.findings(probes.measure(model, x, y),
-                                  dead=probes.dead_fraction(model, digits.X_train))
+        found = diagnose.findings(
+            probes.measure(model, x, y), dead=probes.dead_fraction(model, digits.X_train)
+        )
         assert [f.kind for f in found] == ["healthy"], (label, seed, [str(f) for f in found])
 
 
@@ -62,38 +66,43 @@ def test_each_finding_on_a_model_built_to_have_it(digits):
 
 
 def test_a_relu_net_is_not_told_to_use_relu():
-    relu = [LayerStats(f"l{i}", preact_grad_rms=g, activation="relu") for i, g in
-            enumerate([1e-6, 1e-3, 1.0])]
+    relu = [
+        LayerStats(f"l{i}", preact_grad_rms=g, activation="relu") for i, g in enumerate([1e-6, 1e-3, 1.0])
+    ]
     relu[-1].activation = None
     (f,) = diagnose.findings(relu)
     assert f.kind == "vanishing" and "ReLU family" not in f.fix and "He" in f.fix
-    sig = [LayerStats(f"l{i}", preact_grad_rms=g, activation="sigmoid") for i, g in
-           enumerate([1e-6, 1.0])]
+    sig = [LayerStats(f"l{i}", preact_grad_rms=g, activation="sigmoid") for i, g in enumerate([1e-6, 1.0])]
     assert "ReLU family" in diagnose.findings(sig)[0].fix
 
 
 def test_saturation_thresholds_per_family():
     def stats(act, sat):
-        return [LayerStats("a", preact_grad_rms=0.5, saturation=sat, activation=act),
-                LayerStats("b", preact_grad_rms=1.0)]
+        return [
+            LayerStats("a", preact_grad_rms=0.5, saturation=sat, activation=act),
+            LayerStats("b", preact_grad_rms=1.0),
+        ]
+
     assert [f.kind for f in diagnose.findings(stats("relu", 0.9))] == ["healthy"]
     assert [f.kind for f in diagnose.findings(stats("tanh", 0.6))] == ["saturated"]
-    assert [f.kind for f in diagnose.findings(stats("tanh", 0.6), saturated={"tanh": 0.7})] == \
-        ["healthy"]
+    assert [f.kind for f in diagnose.findings(stats("tanh", 0.6), saturated={"tanh": 0.7})] == ["healthy"]
     assert [f.kind for f in diagnose.findings(stats("gelu", 0.6), saturated=0.9)] == ["healthy"]
 
 
-@pytest.mark.parametrize("options, error, match", [
-    (dict(dead=[math.nan]), ValueError, r"dead\[0\]"),
-    (dict(dead=[1.5]), ValueError, r"dead\[0\]"),
-    (dict(dead="0.5"), TypeError, "dead"),
-    (dict(saturated=math.nan), ValueError, "saturated"),
-    (dict(saturated="high"), TypeError, "saturated"),
-    (dict(saturated={"softmax": 0.5}), ValueError, "softmax"),
-    (dict(vanishing=math.nan), ValueError, "vanishing"),
-    (dict(dead_threshold=-0.1), ValueError, "dead_threshold"),
-    (dict(stat=3), ValueError, "stat"),
-])
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        (dict(dead=[math.nan]), ValueError, r"dead\[0\]"),
+        (dict(dead=[1.5]), ValueError, r"dead\[0\]"),
+        (dict(dead="0.5"), TypeError, "dead"),
+        (dict(saturated=math.nan), ValueError, "saturated"),
+        (dict(saturated="high"), TypeError, "saturated"),
+        (dict(saturated={"softmax": 0.5}), ValueError, "softmax"),
+        (dict(vanishing=math.nan), ValueError, "vanishing"),
+        (dict(dead_threshold=-0.1), ValueError, "dead_threshold"),
+        (dict(stat=3), ValueError, "stat"),
+    ],
+)
 def test_findings_names_the_bad_argument(options, error, match):
     stats = [LayerStats("a", preact_grad_rms=0.5), LayerStats("b", preact_grad_rms=1.0)]
     with pytest.raises(error, match=match):

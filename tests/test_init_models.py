@@ -1,4 +1,5 @@
 """gradflow.init variances against their formulas and torch; gradflow.models' contract."""
+
 import math
 
 import pytest
@@ -14,15 +15,18 @@ def _var(scheme, shape=(400, 600), **kw):
     return w.var().item()
 
 
-@pytest.mark.parametrize("scheme, expected", [
-    ("xavier_uniform", 2 / (600 + 400)),
-    ("xavier_normal", 2 / (600 + 400)),
-    ("kaiming_normal", 2 / 600),
-    ("kaiming_uniform", 2 / 600),
-    ("lecun", 1 / 600),
-    ("default", 1 / (3 * 600)),
-    ("orthogonal", 1 / 600),  # rows orthonormal: each of 400 rows has unit norm over 600 entries
-])
+@pytest.mark.parametrize(
+    "scheme, expected",
+    [
+        ("xavier_uniform", 2 / (600 + 400)),
+        ("xavier_normal", 2 / (600 + 400)),
+        ("kaiming_normal", 2 / 600),
+        ("kaiming_uniform", 2 / 600),
+        ("lecun", 1 / 600),
+        ("default", 1 / (3 * 600)),
+        ("orthogonal", 1 / 600),  # rows orthonormal: each of 400 rows has unit norm over 600 entries
+    ],
+)
 def test_scheme_variance(scheme, expected):
     torch.manual_seed(0)
     assert _var(scheme) == pytest.approx(expected, rel=0.03)

@@ -1,4 +1,5 @@
 """gradflow.jacobians against exact products; synthetic data sets' contracts."""
+
 import pytest
 import torch
 
@@ -8,7 +9,7 @@ from gradflow import data, jacobians, models
 def test_orthogonal_products_keep_every_singular_value():
     mats = jacobians.random_matrices(20, 32, scale=1.1, kind="orthogonal", seed=1)
     sv = torch.linalg.svdvals(jacobians.product(mats))
-    assert torch.allclose(sv, torch.full_like(sv, 1.1 ** 20), rtol=1e-9)
+    assert torch.allclose(sv, torch.full_like(sv, 1.1**20), rtol=1e-9)
 
 
 def test_norm_growth_is_the_product_applied_to_a_vector():
@@ -47,6 +48,7 @@ def test_synthetic_tasks():
 
 def test_gradient_profile_uses_the_schemes_own_gain_by_default():
     from gradflow import widgets
+
     he = widgets.gradient_profile(6, "relu", "kaiming_normal", seed=0)
-    explicit = widgets.gradient_profile(6, "relu", "kaiming_normal", 2 ** 0.5, seed=0)
+    explicit = widgets.gradient_profile(6, "relu", "kaiming_normal", 2**0.5, seed=0)
     assert he == explicit  # not LeCun's gain 1

@@ -3,6 +3,7 @@ file that exists, and each #anchor an id on the page it points to. External link
 mailto, ...) are not fetched here (no network in tests): the scheduled GitHub workflow runs
 Sphinx's linkcheck on them.
 """
+
 from __future__ import annotations
 
 import html.parser
@@ -92,8 +93,10 @@ def test_every_internal_link_and_anchor_resolves(pages):
 
 def test_the_checker_sees_a_broken_link(tmp_path):
     """The checker itself: a missing file and a missing anchor are both reported."""
-    (tmp_path / "a.html").write_text('<p id="here"><a href="#here">ok</a><a href="b.html#gone">x</a>'
-                                     '<img src="nope.png"><a href="https://example.org/">ext</a></p>')
+    (tmp_path / "a.html").write_text(
+        '<p id="here"><a href="#here">ok</a><a href="b.html#gone">x</a>'
+        '<img src="nope.png"><a href="https://example.org/">ext</a></p>'
+    )
     (tmp_path / "b.html").write_text('<h1 id="there">b</h1>')
     parsed = {p: _Page() for p in sorted(tmp_path.glob("*.html"))}
     for p, page in parsed.items():

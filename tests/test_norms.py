@@ -1,5 +1,6 @@
 """gradflow.norms' from-scratch layers against torch's: forward, gradients, running statistics,
 train and eval mode, several shapes."""
+
 import copy
 
 import numpy as np
@@ -36,14 +37,25 @@ def _pair_check(ours, theirs, shape, *, steps=3, train=True, atol=1e-5):
         torch.testing.assert_close(b1.to(b2.dtype), b2, atol=atol, rtol=1e-5, msg=n1)
 
 
-@pytest.mark.parametrize("shape, torch_cls", [((16, 5), nn.BatchNorm1d), ((8, 4, 7), nn.BatchNorm1d),
-                                              ((6, 3, 4, 5), nn.BatchNorm2d), ((2, 3), nn.BatchNorm1d)])
+@pytest.mark.parametrize(
+    "shape, torch_cls",
+    [
+        ((16, 5), nn.BatchNorm1d),
+        ((8, 4, 7), nn.BatchNorm1d),
+        ((6, 3, 4, 5), nn.BatchNorm2d),
+        ((2, 3), nn.BatchNorm1d),
+    ],
+)
 @pytest.mark.parametrize("momentum", [0.1, 0.5, None])
 @pytest.mark.parametrize("affine", [True, False])
 def test_batchnorm_train_matches_torch(shape, torch_cls, momentum, affine):
     c = shape[1]
-    _pair_check(norms.BatchNorm(c, momentum=momentum, affine=affine),
-                torch_cls(c, momentum=momentum, affine=affine), shape, train=True)
+    _pair_check(
+        norms.BatchNorm(c, momentum=momentum, affine=affine),
+        torch_cls(c, momentum=momentum, affine=affine),
+        shape,
+        train=True,
+    )
 
 
 @pytest.mark.parametrize("shape, torch_cls", [((16, 5), nn.BatchNorm1d), ((6, 3, 4, 5), nn.BatchNorm2d)])
@@ -74,24 +86,35 @@ def test_batchnorm_running_var_is_unbiased_and_momentum_weights_new_batch():
 
 
 def test_batchnorm_without_running_stats_uses_batch_stats_in_eval():
-    _pair_check(norms.BatchNorm(4, track_running_stats=False),
-                nn.BatchNorm1d(4, track_running_stats=False), (10, 4), train=False)
+    _pair_check(
+        norms.BatchNorm(4, track_running_stats=False),
+        nn.BatchNorm1d(4, track_running_stats=False),
+        (10, 4),
+        train=False,
+    )
 
 
 @pytest.mark.parametrize("shape, normalized", [((8, 6), 6), ((4, 5, 6), (5, 6)), ((3, 2, 4, 5), 5)])
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("affine", [True, False])
 def test_layernorm_matches_torch(shape, normalized, train, affine):
-    _pair_check(norms.LayerNorm(normalized, elementwise_affine=affine),
-                nn.LayerNorm(normalized, elementwise_affine=affine), shape, train=train)
+    _pair_check(
+        norms.LayerNorm(normalized, elementwise_affine=affine),
+        nn.LayerNorm(normalized, elementwise_affine=affine),
+        shape,
+        train=train,
+    )
 
 
-@pytest.mark.parametrize("shape, torch_cls", [((4, 3, 10), nn.InstanceNorm1d), ((2, 3, 5, 6), nn.InstanceNorm2d)])
+@pytest.mark.parametrize(
+    "shape, torch_cls", [((4, 3, 10), nn.InstanceNorm1d), ((2, 3, 5, 6), nn.InstanceNorm2d)]
+)
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("affine", [True, False])
 def test_instancenorm_matches_torch(shape, torch_cls, train, affine):
-    _pair_check(norms.InstanceNorm(shape[1], affine=affine), torch_cls(shape[1], affine=affine),
-                shape, train=train)
+    _pair_check(
+        norms.InstanceNorm(shape[1], affine=affine), torch_cls(shape[1], affine=affine), shape, train=train
+    )
 
 
 @pytest.mark.parametrize("groups, shape", [(2, (5, 6)), (3, (4, 6, 7)), (1, (3, 4, 2, 2)), (4, (3, 4, 2, 2))])
@@ -152,20 +175,23 @@ def test_torch_layers_remain_the_default():
     assert type(norms.get("rms", 4)) is nn.RMSNorm
 
 
-@pytest.mark.parametrize("call, exc", [
-    (lambda: norms.get("weird", 4), ValueError),
-    (lambda: norms.get("batch", 0), ValueError),
-    (lambda: norms.BatchNorm(4, momentum=1.5), ValueError),
-    (lambda: norms.BatchNorm(4, eps=-1), ValueError),
-    (lambda: norms.GroupNorm(3, 4), ValueError),
-    (lambda: norms.LayerNorm([]), ValueError),
-    (lambda: norms.LayerNorm("a"), TypeError),
-    (lambda: norms.BatchNorm(3)(torch.randn(4, 5)), ValueError),
-    (lambda: norms.BatchNorm(3)(torch.randn(1, 3)), ValueError),
-    (lambda: norms.InstanceNorm(3)(torch.randn(4, 3)), ValueError),
-    (lambda: norms.RMSNorm(3)(torch.randn(4, 5)), ValueError),
-    (lambda: norms.CovariateShift(shift=-1), ValueError),
-])
+@pytest.mark.parametrize(
+    "call, exc",
+    [
+        (lambda: norms.get("weird", 4), ValueError),
+        (lambda: norms.get("batch", 0), ValueError),
+        (lambda: norms.BatchNorm(4, momentum=1.5), ValueError),
+        (lambda: norms.BatchNorm(4, eps=-1), ValueError),
+        (lambda: norms.GroupNorm(3, 4), ValueError),
+        (lambda: norms.LayerNorm([]), ValueError),
+        (lambda: norms.LayerNorm("a"), TypeError),
+        (lambda: norms.BatchNorm(3)(torch.randn(4, 5)), ValueError),
+        (lambda: norms.BatchNorm(3)(torch.randn(1, 3)), ValueError),
+        (lambda: norms.InstanceNorm(3)(torch.randn(4, 3)), ValueError),
+        (lambda: norms.RMSNorm(3)(torch.randn(4, 5)), ValueError),
+        (lambda: norms.CovariateShift(shift=-1), ValueError),
+    ],
+)
 def test_bad_arguments_are_refused(call, exc):
     with pytest.raises(exc):
         call()
@@ -188,9 +214,16 @@ def test_covariate_shift_changes_every_step_in_train_and_is_identity_in_eval():
     assert torch.equal(layer(x), x)
 
 
-@pytest.mark.parametrize("name, size, count", [("BatchNorm", 4 * 3, 6), ("LayerNorm", 6 * 3, 4),
-                                               ("InstanceNorm", 3, 24), ("GroupNorm", 3 * 3, 8),
-                                               ("RMSNorm", 6 * 3, 4)])
+@pytest.mark.parametrize(
+    "name, size, count",
+    [
+        ("BatchNorm", 4 * 3, 6),
+        ("LayerNorm", 6 * 3, 4),
+        ("InstanceNorm", 3, 24),
+        ("GroupNorm", 3 * 3, 8),
+        ("RMSNorm", 6 * 3, 4),
+    ],
+)
 def test_normalization_groups_read_off_the_jacobian(name, size, count):
     ids = norms.normalization_groups(name, batch=4, channels=6, spatial=3, groups=2)
     assert ids.shape == (4, 6, 3) and ids.max() + 1 == count
@@ -210,6 +243,7 @@ def test_normalization_groups_refuses_bad_arguments():
 
 def test_norm_gradient_profile_matches_a_hand_computation():
     from gradflow import data
+
     prof = norms.norm_gradient_profile(3, "tanh", "batch", init="default", width=8, batch_size=16, seed=3)
     torch.manual_seed(3)
     model = models.mlp(3, 8, in_features=8, out_features=10, activation="tanh", init="default", norm="batch")
@@ -230,6 +264,7 @@ def test_norm_gradient_profile_matches_a_hand_computation():
 
 def test_draw_norm_flow_and_axes_draw(monkeypatch):
     import matplotlib
+
     matplotlib.use("Agg")
     ax = norms.draw_norm_flow(depth=4, width=8, batch_size=8)
     assert len(ax.get_lines()) == 2
@@ -249,6 +284,7 @@ def test_elements_moved_counts_reads_and_writes():
     # a fused library layer counts as one op: read n, write n
     x = torch.randn(8, 16)
     assert norms.elements_moved(nn.LayerNorm(16, elementwise_affine=False), x) == 2 * x.numel()
+
     # hand-written RMSNorm moves 5/8 of what hand-written LayerNorm does (up to the row statistics)
     def ln(t):
         d = t - t.mean(-1, keepdim=True)

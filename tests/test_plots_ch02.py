@@ -1,20 +1,20 @@
 """gradflow.plots.activation_histograms."""
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-from gradflow import plots  # noqa: E402
+from gradflow import plots
 
 
 def test_one_panel_per_layer_with_densities():
     before = [torch.rand(100, 4), torch.rand(100, 4)]
     after = [np.zeros((100, 4)) + 0.1, np.ones(400) * 0.9]
-    axes = plots.activation_histograms({"init": before, "trained": after}, bins=10,
-                                       value_range=(0.0, 1.0))
+    axes = plots.activation_histograms({"init": before, "trained": after}, bins=10, value_range=(0.0, 1.0))
     assert len(axes) == 2
     assert axes[0].get_title() == "layer 1" and axes[1].get_title() == "layer 2"
     for ax in axes:
@@ -25,7 +25,7 @@ def test_one_panel_per_layer_with_densities():
 
 
 def test_draws_on_given_axes_and_validates():
-    fig, axes = plt.subplots(1, 3)
+    _fig, axes = plt.subplots(1, 3)
     out = plots.activation_histograms({"a": [np.arange(5)] * 3}, axes=axes)
     assert list(out) == list(axes)
     with pytest.raises(ValueError, match="same, non-zero number of layers"):

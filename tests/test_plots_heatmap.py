@@ -1,12 +1,13 @@
 """gradflow.plots.log_heatmap: one colour convention for every heat map of the book."""
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-from gradflow import plots  # noqa: E402
+from gradflow import plots
 
 
 def test_ratio_is_diverging_centred_blue_small_red_large():
@@ -33,9 +34,16 @@ def test_ratio_limit_clips_and_says_so():
 
 
 def test_magnitude_is_viridis_with_data_range_and_labelled_ticks():
-    fig, ax = plt.subplots()
-    mesh = plots.log_heatmap(np.array([[-2.0, -1.0, 0.5]]), kind="magnitude", x=["a", "b", "c"],
-                             y=["row"], ax=ax, label="|g|", annotate=[["x", "y", "z"]])
+    _fig, ax = plt.subplots()
+    mesh = plots.log_heatmap(
+        np.array([[-2.0, -1.0, 0.5]]),
+        kind="magnitude",
+        x=["a", "b", "c"],
+        y=["row"],
+        ax=ax,
+        label="|g|",
+        annotate=[["x", "y", "z"]],
+    )
     assert mesh.get_cmap().name == "viridis"
     assert (mesh.norm.vmin, mesh.norm.vmax) == (-2.0, 0.5)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]

@@ -1,27 +1,42 @@
 """The fast Probe (issue 11) reports bit for bit what the Probe it replaced reported
 (tests/probe_reference.py, kept verbatim), in a training loop with gradient clipping."""
+
 import copy
 import dataclasses
 import math
 
+import probe_reference
 import torch
 from torch import nn
 
-import probe_reference
 from gradflow import probes
 
 
 def _model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 16), nn.Sigmoid(),
-                         nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16), nn.ELU(),
-                         nn.Linear(16, 5))
+    return nn.Sequential(
+        nn.Linear(12, 16),
+        nn.Tanh(),
+        nn.Linear(16, 16),
+        nn.Sigmoid(),
+        nn.Linear(16, 16),
+        nn.ReLU(),
+        nn.Linear(16, 16),
+        nn.ELU(),
+        nn.Linear(16, 5),
+    )
 
 
 def _conv():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 4, 3), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.Tanh(),
+        nn.Conv2d(4, 4, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 5),
+    )
 
 
 def _run(model, make_probe, x, y, steps=6, read_every=1):
@@ -39,8 +54,16 @@ def _run(model, make_probe, x, y, steps=6, read_every=1):
 
 
 def _bits(rows):
-    return [[tuple(("nan" if isinstance(v, float) and math.isnan(v) else
-                    v.hex() if isinstance(v, float) else v) for v in r) for r in step] for step in rows]
+    return [
+        [
+            tuple(
+                ("nan" if isinstance(v, float) and math.isnan(v) else v.hex() if isinstance(v, float) else v)
+                for v in r
+            )
+            for r in step
+        ]
+        for step in rows
+    ]
 
 
 def _data(shape, batches=(64, 64, 33, 64, 7, 64)):
@@ -85,8 +108,7 @@ def test_every_k_records_the_passes_it_samples():
 
 def _wide():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(12, 256), nn.Tanh(), nn.Linear(256, 256), nn.ReLU(),
-                         nn.Linear(256, 5))
+    return nn.Sequential(nn.Linear(12, 256), nn.Tanh(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 5))
 
 
 def test_same_bits_on_wide_layers_with_and_without_clipping():
@@ -108,8 +130,7 @@ def test_same_bits_on_wide_layers_with_and_without_clipping():
                 rows.append([dataclasses.astuple(s)[:8] for s in probe.stats()])
         return rows
 
-    assert _bits(run_unclipped(_wide(), probes.Probe)) == \
-        _bits(run_unclipped(_wide(), probe_reference.Probe))
+    assert _bits(run_unclipped(_wide(), probes.Probe)) == _bits(run_unclipped(_wide(), probe_reference.Probe))
 
 
 def test_the_model_is_left_as_it_was():
@@ -119,8 +140,7 @@ def test_the_model_is_left_as_it_was():
     with probes.Probe(model, every=3):
         for _ in range(5):  # the wrappers come and go between recorded passes
             model(torch.randn(3, 12)).sum().backward()
-    assert all("forward" not in m.__dict__ and "_gradflow_forward" not in m.__dict__
-               for m in model.modules())
+    assert all("forward" not in m.__dict__ and "_gradflow_forward" not in m.__dict__ for m in model.modules())
 
 
 def test_every_k_without_clipping_reads_grad_itself_with_the_same_bits():

@@ -1,5 +1,6 @@
 """gradflow.probes.Probe computes its statistics when they are read, from copies taken during the
 pass: what it reports must not depend on what happens between the pass and the read."""
+
 import dataclasses
 import math
 
@@ -15,8 +16,10 @@ def _step(model, x, y):
 
 
 def _same(a, b):
-    return all(u == v or (isinstance(u, float) and math.isnan(u) and math.isnan(v))
-               for u, v in zip(dataclasses.astuple(a), dataclasses.astuple(b)))
+    return all(
+        u == v or (isinstance(u, float) and math.isnan(u) and math.isnan(v))
+        for u, v in zip(dataclasses.astuple(a), dataclasses.astuple(b))
+    )
 
 
 def test_weight_gradient_is_the_raw_one_even_if_changed_in_place_before_the_read():

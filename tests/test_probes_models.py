@@ -1,6 +1,7 @@
 """gradflow.probes on any model (issue 10): recurrent, attention, conv and parametrised layers
 against torch autograd; the edge cases (a module used twice, frozen weights, a first pass that
 raises, nested `with`, hooks on outputs); data moved to the model's device; bad arguments."""
+
 import numpy as np
 import pytest
 import torch
@@ -71,8 +72,13 @@ def test_recurrent_weights_and_hidden_gradients_match_autograd(cell):
         out = model(x)
         nn.functional.cross_entropy(out, y).backward()
     torch.testing.assert_close(out, plain_out)  # the unrolled recurrence computes the same thing
-    assert probe.names == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.weight_ih_l1",
-                           "rnn.weight_hh_l1", "head"]
+    assert probe.names == [
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.weight_ih_l1",
+        "rnn.weight_hh_l1",
+        "head",
+    ]
     for s in probe.stats():
         key = s.name if "weight_" in s.name else s.name + ".weight"
         assert s.weight_grad_norm == pytest.approx(expected[key], rel=1e-5)
@@ -104,16 +110,16 @@ def test_recurrent_time_major_and_hidden_grads_off():
 
 def test_transformer_layer_in_forward_order_against_autograd():
     torch.manual_seed(0)
-    enc = nn.Sequential(nn.Linear(4, 8), nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0),
-                        nn.Flatten(), nn.Linear(40, 3))
+    enc = nn.Sequential(
+        nn.Linear(4, 8), nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0), nn.Flatten(), nn.Linear(40, 3)
+    )
     x, y = torch.randn(2, 5, 4).transpose(0, 1).contiguous().transpose(0, 1), torch.tensor([0, 2])
     nn.functional.cross_entropy(enc(x), y).backward()
     expected = {n: p.grad.norm().item() for n, p in enc.named_parameters()}
     enc.zero_grad()
     stats = probes.measure(enc, x, y)
     names = [s.name for s in stats]
-    assert names == ["0", "1.self_attn.in_proj_weight", "1.self_attn.out_proj", "1.linear1",
-                     "1.linear2", "3"]
+    assert names == ["0", "1.self_attn.in_proj_weight", "1.self_attn.out_proj", "1.linear1", "1.linear2", "3"]
     for s in stats:
         key = s.name if s.name.endswith("_weight") else s.name + ".weight"
         assert s.weight_grad_norm == pytest.approx(expected[key], rel=1e-5)
@@ -121,8 +127,14 @@ def test_transformer_layer_in_forward_order_against_autograd():
 
 def test_conv_layers_against_autograd():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 2, 3), nn.ReLU(),
-                          nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.Tanh(),
+        nn.Conv2d(4, 2, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2 * 6 * 6, 3),
+    )
     x, y = torch.randn(5, 1, 8, 8), torch.randint(0, 3, (5,))
     zs = []
 
@@ -146,8 +158,11 @@ def test_conv_layers_against_autograd():
 
 def test_parametrised_weights_report_the_weight_the_layer_multiplies_by():
     torch.manual_seed(0)
-    model = nn.Sequential(parametrizations.weight_norm(nn.Linear(4, 6)), nn.Tanh(),
-                          parametrizations.spectral_norm(nn.Linear(6, 3)))
+    model = nn.Sequential(
+        parametrizations.weight_norm(nn.Linear(4, 6)),
+        nn.Tanh(),
+        parametrizations.spectral_norm(nn.Linear(6, 3)),
+    )
     x, y = torch.randn(5, 4), torch.randint(0, 3, (5,))
     w0, w2 = (model[i].weight.detach().requires_grad_() for i in (0, 2))
     z0 = nn.functional.linear(x, w0, model[0].bias)
@@ -157,7 +172,8 @@ def test_parametrised_weights_report_the_weight_the_layer_multiplies_by():
     stats = probes.measure(model, x, y)
     assert [s.name for s in stats] == ["0", "2"]
     assert [s.weight_grad_norm for s in stats] == pytest.approx(
-        [w0.grad.norm().item(), w2.grad.norm().item()], rel=1e-5)
+        [w0.grad.norm().item(), w2.grad.norm().item()], rel=1e-5
+    )
     assert stats[0].preact_grad_rms == pytest.approx(z0.grad.pow(2).mean().sqrt().item(), rel=1e-5)
 
 
@@ -260,41 +276,61 @@ def test_functions_that_run_a_model_move_the_data_to_its_device(monkeypatch):
     torch.manual_seed(0)
     model = models.mlp(2, 8, in_features=4, activation="relu")
     x, y = torch.randn(10, 4), torch.randint(0, 10, (10,))
-    checks = [lambda: probes.measure(model, x, y), lambda: probes.dead_fraction(model, x),
-              lambda: probes.dead_fraction_per_batch(model, x, 5, n_batches=2),
-              lambda: diagnose.activation_values(model, x),
-              lambda: train.evaluate(model, x, y, nn.CrossEntropyLoss())]
+    checks = [
+        lambda: probes.measure(model, x, y),
+        lambda: probes.dead_fraction(model, x),
+        lambda: probes.dead_fraction_per_batch(model, x, 5, n_batches=2),
+        lambda: diagnose.activation_values(model, x),
+        lambda: train.evaluate(model, x, y, nn.CrossEntropyLoss()),
+    ]
     for run in checks:
         calls.clear()
         run()
         assert "MLP" in calls
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda: probes.Probe("net"), TypeError, "model"),
-    (lambda: probes.Probe(nn.Linear(2, 2), every=0), ValueError, "every"),
-    (lambda: probes.Probe(nn.Linear(2, 2), every=1.5), TypeError, "every"),
-    (lambda: probes.Probe(nn.Linear(2, 2), activations="yes"), TypeError, "activations"),
-    (lambda: probes.Probe(nn.Linear(2, 2)).table(["nope"]), ValueError, "stats"),
-    (lambda: probes.Probe(nn.Linear(2, 2)).table("act_mean"), TypeError, "stats"),
-    (lambda: probes.measure(nn.Linear(2, 2), torch.zeros(0, 2), torch.zeros(0)), ValueError, "x"),
-    (lambda: probes.measure(nn.Linear(2, 2), [[1.0, 2.0]], torch.zeros(1)), TypeError, "x"),
-    (lambda: probes.measure(nn.Linear(2, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
-                            loss_fn="mse"), TypeError, "loss_fn"),
-    (lambda: probes.dead_fraction(models.mlp(1, 4, in_features=2), torch.zeros(3, 2),
-                                  batch_size=0), ValueError, "batch_size"),
-    (lambda: probes.dead_fraction(models.mlp(1, 4, in_features=2), torch.zeros(3, 2),
-                                  batch_size=-1), ValueError, "batch_size"),
-    (lambda: probes.dead_fraction(models.mlp(1, 4, in_features=2), torch.zeros(0, 2)),
-     ValueError, "x"),
-    (lambda: probes.dead_fraction(nn.Linear(2, 2), torch.zeros(3, 2)), ValueError, "activation"),
-    (lambda: probes.dead_fraction_per_batch(models.mlp(1, 4, in_features=2), torch.zeros(3, 2), 2,
-                                            seed=-1), ValueError, "seed"),
-    (lambda: probes.update_ratios(nn.Linear(2, 2), {"other": torch.zeros(2, 2)}), ValueError,
-     "other"),
-    (lambda: probes.update_ratios(nn.Linear(2, 2), [1]), TypeError, "before"),
-    (lambda: probes.snapshot(nn.ReLU()), ValueError, "no trainable weight"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: probes.Probe("net"), TypeError, "model"),
+        (lambda: probes.Probe(nn.Linear(2, 2), every=0), ValueError, "every"),
+        (lambda: probes.Probe(nn.Linear(2, 2), every=1.5), TypeError, "every"),
+        (lambda: probes.Probe(nn.Linear(2, 2), activations="yes"), TypeError, "activations"),
+        (lambda: probes.Probe(nn.Linear(2, 2)).table(["nope"]), ValueError, "stats"),
+        (lambda: probes.Probe(nn.Linear(2, 2)).table("act_mean"), TypeError, "stats"),
+        (lambda: probes.measure(nn.Linear(2, 2), torch.zeros(0, 2), torch.zeros(0)), ValueError, "x"),
+        (lambda: probes.measure(nn.Linear(2, 2), [[1.0, 2.0]], torch.zeros(1)), TypeError, "x"),
+        (
+            lambda: probes.measure(
+                nn.Linear(2, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), loss_fn="mse"
+            ),
+            TypeError,
+            "loss_fn",
+        ),
+        (
+            lambda: probes.dead_fraction(models.mlp(1, 4, in_features=2), torch.zeros(3, 2), batch_size=0),
+            ValueError,
+            "batch_size",
+        ),
+        (
+            lambda: probes.dead_fraction(models.mlp(1, 4, in_features=2), torch.zeros(3, 2), batch_size=-1),
+            ValueError,
+            "batch_size",
+        ),
+        (lambda: probes.dead_fraction(models.mlp(1, 4, in_features=2), torch.zeros(0, 2)), ValueError, "x"),
+        (lambda: probes.dead_fraction(nn.Linear(2, 2), torch.zeros(3, 2)), ValueError, "activation"),
+        (
+            lambda: probes.dead_fraction_per_batch(
+                models.mlp(1, 4, in_features=2), torch.zeros(3, 2), 2, seed=-1
+            ),
+            ValueError,
+            "seed",
+        ),
+        (lambda: probes.update_ratios(nn.Linear(2, 2), {"other": torch.zeros(2, 2)}), ValueError, "other"),
+        (lambda: probes.update_ratios(nn.Linear(2, 2), [1]), TypeError, "before"),
+        (lambda: probes.snapshot(nn.ReLU()), ValueError, "no trainable weight"),
+    ],
+)
 def test_bad_arguments_are_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
@@ -304,6 +340,8 @@ def test_numpy_numbers_are_accepted():
     model = models.mlp(1, 4, in_features=2, activation="relu")
     x = torch.randn(6, 2)
     assert probes.dead_fraction(model, x, batch_size=np.int64(4)) == probes.dead_fraction(model, x)
-    assert len(probes.dead_fraction_per_batch(model, x, np.int32(3), n_batches=np.int64(2),
-                                              seed=np.int64(1))) == 1
+    assert (
+        len(probes.dead_fraction_per_batch(model, x, np.int32(3), n_batches=np.int64(2), seed=np.int64(1)))
+        == 1
+    )
     probes.Probe(model, every=np.int64(2))

@@ -1,4 +1,5 @@
 """gradflow.probes against autograd; gradflow.train's history, clipping and NaN reports."""
+
 import math
 
 import pytest
@@ -143,8 +144,13 @@ def test_nonfinite_stops_with_step_and_layer(digits):
 
 def test_fit_validates_arguments(digits):
     model = models.mlp(1, 8)
-    for kwargs, msg in [({"steps": 0}, "steps"), ({"lr": 0}, "lr"), ({"optimizer": "lbfgs"}, "sgd, adam"),
-                        ({"clip_norm": -1.0}, "clip_norm"), ({"loss": "hinge"}, "cross_entropy"),
-                        ({"on_nonfinite": "ignore"}, "record")]:
+    for kwargs, msg in [
+        ({"steps": 0}, "steps"),
+        ({"lr": 0}, "lr"),
+        ({"optimizer": "lbfgs"}, "sgd, adam"),
+        ({"clip_norm": -1.0}, "clip_norm"),
+        ({"loss": "hinge"}, "cross_entropy"),
+        ({"on_nonfinite": "ignore"}, "record"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             train.fit(model, digits, **kwargs)

@@ -1,4 +1,5 @@
 """gradflow.propagation: quadrature against Monte Carlo and closed forms, critical scales, measured ratios."""
+
 import math
 
 import numpy as np
@@ -9,10 +10,12 @@ from gradflow import models, propagation
 
 
 def test_gaussian_expectation_closed_forms():
-    assert propagation.gaussian_expectation(lambda h: h ** 2, 2.5) == pytest.approx(2.5, rel=1e-10)
-    assert propagation.gaussian_expectation(lambda h: h ** 4, 2.0) == pytest.approx(3 * 2.0 ** 2, rel=1e-10)
+    assert propagation.gaussian_expectation(lambda h: h**2, 2.5) == pytest.approx(2.5, rel=1e-10)
+    assert propagation.gaussian_expectation(lambda h: h**4, 2.0) == pytest.approx(3 * 2.0**2, rel=1e-10)
     # ReLU keeps half the second moment, and its slope is 1 half the time: exact (no node at 0)
-    assert propagation.gaussian_expectation(lambda h: np.maximum(h, 0) ** 2, 3.0) == pytest.approx(1.5, abs=1e-12)
+    assert propagation.gaussian_expectation(lambda h: np.maximum(h, 0) ** 2, 3.0) == pytest.approx(
+        1.5, abs=1e-12
+    )
     assert propagation.gaussian_expectation(lambda h: (h > 0) * 1.0, 0.7) == pytest.approx(0.5, abs=1e-12)
     assert propagation.gaussian_expectation(np.cos, 0.0) == pytest.approx(1.0)
 
@@ -34,13 +37,13 @@ def test_tanh_derivative_moment_matches_monte_carlo(q):
 
 def test_relu_chi_is_half_sigma_squared_for_any_q():
     for q in (0.01, 1.0, 50.0):
-        assert propagation.chi("relu", 1.7, q) == pytest.approx(1.7 ** 2 / 2, rel=1e-12)
+        assert propagation.chi("relu", 1.7, q) == pytest.approx(1.7**2 / 2, rel=1e-12)
 
 
 def test_critical_scales():
     assert propagation.critical_sigma_w("relu") == pytest.approx(math.sqrt(2), abs=1e-3)
     a = 0.25  # PReLU's initial slope: chi = sigma^2 (1 + a^2) / 2
-    assert propagation.critical_sigma_w("prelu") == pytest.approx(math.sqrt(2 / (1 + a ** 2)), abs=1e-3)
+    assert propagation.critical_sigma_w("prelu") == pytest.approx(math.sqrt(2 / (1 + a**2)), abs=1e-3)
     assert propagation.critical_sigma_w("tanh") == pytest.approx(1.0, abs=0.01)
     assert propagation.critical_sigma_w("tanh", sigma_b=0.3) > 1.2  # a bias moves the edge up
 

@@ -1,5 +1,6 @@
 """gradflow's sequence models (models.sequence_model, rnn, gru, lstm) and gradflow.recurrent,
 against torch's own layers, autograd and analytic values."""
+
 import math
 
 import matplotlib
@@ -9,7 +10,7 @@ from torch import nn
 
 matplotlib.use("Agg")
 
-from gradflow import data, models, recurrent  # noqa: E402
+from gradflow import data, models, recurrent
 
 
 def test_forget_bias_lands_in_the_forget_slice_of_bias_ih_only():
@@ -17,9 +18,9 @@ def test_forget_bias_lands_in_the_forget_slice_of_bias_ih_only():
     H = 5
     m = models.lstm(forget_bias=2.5, hidden_size=H)
     b_ih, b_hh = m.rnn.bias_ih_l0.detach(), m.rnn.bias_hh_l0.detach()
-    assert torch.all(b_ih[H:2 * H] == 2.5) and torch.all(b_hh[H:2 * H] == 0.0)
+    assert torch.all(b_ih[H : 2 * H] == 2.5) and torch.all(b_hh[H : 2 * H] == 0.0)
     # the other gates keep PyTorch's default draw U[-1/sqrt(H), 1/sqrt(H)]
-    others = torch.cat([b_ih[:H], b_ih[2 * H:], b_hh[:H], b_hh[2 * H:]])
+    others = torch.cat([b_ih[:H], b_ih[2 * H :], b_hh[:H], b_hh[2 * H :]])
     assert others.abs().max() <= 1 / math.sqrt(H) and others.abs().max() > 0
 
 
@@ -62,6 +63,7 @@ def test_default_forget_bias_is_pytorch_default_and_validation():
 
 def test_numpy_numbers_are_accepted():
     import numpy as np
+
     m = models.lstm(forget_bias=np.float32(1.5), hidden_size=np.int64(4), recurrent_gain=np.float64(0.5))
     assert m.rnn.hidden_size == 4 and torch.all(m.rnn.bias_ih_l0[4:8] == 1.5)
     with pytest.raises(TypeError, match="forget_bias"):
@@ -85,7 +87,7 @@ def test_orthogonal_init_is_orthogonal_per_gate_block():
     m = models.gru(init="orthogonal", hidden_size=H)
     W = m.rnn.weight_hh_l0.detach()
     for g in range(3):
-        block = W[g * H:(g + 1) * H]
+        block = W[g * H : (g + 1) * H]
         assert torch.allclose(block @ block.T, torch.eye(H), atol=1e-5)
     assert torch.all(m.rnn.bias_ih_l0 == 0)
 
@@ -109,7 +111,7 @@ def test_gradient_vs_distance_matches_per_sample_autograd():
     assert ratio.shape == (3, 12) and torch.all(ratio[:, -1] == 1)
     md = m.double()
     for i in range(3):
-        xi = x[i:i + 1].double().requires_grad_(True)
+        xi = x[i : i + 1].double().requires_grad_(True)
         md(xi).sum().backward()
         n = xi.grad[0].norm(dim=-1)
         assert torch.allclose(ratio[i], n / n[-1], rtol=1e-10)
@@ -146,8 +148,7 @@ def test_linear_rnn_jacobians_are_powers_of_w_hh():
     assert J.shape == (7, 4, 4)
     assert torch.allclose(J, W.expand(7, 4, 4), atol=1e-12)
     norms = recurrent.jacobian_product_norms(J)
-    expected = [torch.linalg.matrix_norm(torch.linalg.matrix_power(W, k), ord=2).item()
-                for k in range(8)]
+    expected = [torch.linalg.matrix_norm(torch.linalg.matrix_power(W, k), ord=2).item() for k in range(8)]
     assert torch.allclose(norms, torch.tensor(expected, dtype=torch.float64), rtol=1e-10)
 
 
@@ -182,7 +183,7 @@ def test_lstm_cell_state_jacobian_block_is_the_forget_gate():
         m.rnn.weight_hh_l0.zero_()
     x = torch.randn(4, 2, dtype=torch.float64)
     J = recurrent.state_jacobians(m, x)
-    f = torch.sigmoid(x @ m.rnn.weight_ih_l0[H:2 * H].T.detach() + 2.0)  # (4, H)
+    f = torch.sigmoid(x @ m.rnn.weight_ih_l0[H : 2 * H].T.detach() + 2.0)  # (4, H)
     for t in range(4):
         assert torch.allclose(J[t][H:, H:], torch.diag(f[t]), atol=1e-12)
 
@@ -238,6 +239,7 @@ def test_helpers_validate_arguments():
 
 def test_draw_gradient_distance_and_map():
     import matplotlib.pyplot as plt
+
     axes = recurrent.draw_gradient_distance(length=12, cell="gru")
     assert len(axes) == 2 and axes[0].get_yscale() == "log"
     grid = torch.tril(torch.rand(5, 5)) + torch.eye(5)
@@ -253,8 +255,9 @@ def test_draw_gradient_distance_and_map():
 
 
 def test_explorer_builds_its_widget():
-    import matplotlib.pyplot as plt
     from unittest import mock
+
+    import matplotlib.pyplot as plt
 
     with mock.patch("IPython.display.display") as shown:
         assert recurrent.gradient_distance_explorer(length=10, cell="gru") is None

@@ -1,17 +1,18 @@
 """Chapter 03 helpers: the per-batch dead count, the activation/derivative figure, the unit-slope
 explorer's figure."""
+
 import re
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
 
-from gradflow import plots, probes, widgets  # noqa: E402
+from gradflow import plots, probes, widgets
 
 
 def _one_relu_layer():
@@ -47,8 +48,9 @@ def test_per_batch_count_never_below_whole_set_count():
         assert len(per_batch) == 2
         assert all(p >= w - 1e-12 for p, w in zip(per_batch, whole))
     # seeded: the same batches give the same answer
-    assert (probes.dead_fraction_per_batch(model, x, 7, seed=3)
-            == probes.dead_fraction_per_batch(model, x, 7, seed=3))
+    assert probes.dead_fraction_per_batch(model, x, 7, seed=3) == probes.dead_fraction_per_batch(
+        model, x, 7, seed=3
+    )
 
 
 def test_per_batch_count_validates():

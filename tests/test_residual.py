@@ -1,5 +1,6 @@
 """gradflow.models' residual builders and gradflow.residual's measurements, against autograd,
 torch's own layers and analytic values."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -7,8 +8,9 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
-from gradflow import models, residual
 from torch import nn
+
+from gradflow import models, residual
 
 
 def _block(**kw):
@@ -17,8 +19,15 @@ def _block(**kw):
     return net.blocks[0]
 
 
-@pytest.mark.parametrize("kw", [{}, {"norm": "layer", "placement": "pre"},
-                                {"activation": "tanh"}, {"norm": "rms", "placement": "branch"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"norm": "layer", "placement": "pre"},
+        {"activation": "tanh"},
+        {"norm": "rms", "placement": "branch"},
+    ],
+)
 def test_block_jacobian_is_identity_plus_branch_jacobian(kw):
     block = _block(**kw).double()
     x = torch.randn(1, 6, dtype=torch.float64)
@@ -30,8 +39,11 @@ def test_block_jacobian_is_identity_plus_branch_jacobian(kw):
 
 def test_zero_branch_scale_and_zero_last_give_the_identity():
     x = torch.randn(5, 6)
-    for kw in ({"branch_scale": True}, {"zero_last": True}, {"zero_last": True, "norm": "layer",
-                                                                    "placement": "pre"}):
+    for kw in (
+        {"branch_scale": True},
+        {"zero_last": True},
+        {"zero_last": True, "norm": "layer", "placement": "pre"},
+    ):
         block = _block(**kw)
         assert torch.equal(block(x), x)
     skip = _block(branch_scale=True)
@@ -65,8 +77,7 @@ def test_placements_match_hand_written_formulas():
 
 
 def test_source_twenty_block_net_parameter_count():
-    net = models.residual_mlp(20, 32, in_features=32, out_features=1, norm="batch",
-                              final_activation="relu")
+    net = models.residual_mlp(20, 32, in_features=32, out_features=1, norm="batch", final_activation="relu")
     per_block = 2 * (32 * 32 + 32) + 2 * (2 * 32)  # two Linears, two BatchNorms (gamma, beta)
     assert sum(p.numel() for p in net.parameters()) == 20 * per_block + 32 + 1 == 44_833
     assert isinstance(net.stem, nn.Identity)  # in_features == width: no stem, as in the source

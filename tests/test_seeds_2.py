@@ -1,6 +1,6 @@
 """The second other seed (see test_seeds.py)."""
-import pytest
 
+import pytest
 from test_seeds import CHAPTERS, run_with_seed
 
 

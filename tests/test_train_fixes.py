@@ -1,6 +1,7 @@
 """gradflow.train (issue 10, items 5 and 6): an overflowing gradient norm is "exploding", the
 locating re-run leaves BatchNorm alone, on_nonfinite="record" evaluates the last finite state,
 and every bad argument is named."""
+
 import copy
 import math
 
@@ -40,8 +41,11 @@ def _overflowing():
 
 
 def test_an_overflowing_norm_of_a_finite_gradient_is_reported_as_exploding(digits):
-    with pytest.raises(train.NonFiniteError, match=r"step 1: exploding gradient in layer 0: every "
-                                                   r"entry is finite .* overflows float32"):
+    with pytest.raises(
+        train.NonFiniteError,
+        match=r"step 1: exploding gradient in layer 0: every "
+        r"entry is finite .* overflows float32",
+    ):
         train.fit(_overflowing(), _positive(digits), steps=3, device="cpu")
 
 
@@ -69,8 +73,7 @@ def test_locating_the_nonfinite_layer_leaves_batchnorm_statistics_alone(digits):
 def test_record_evaluates_the_last_finite_state(digits):
     gradflow.set_seed(0)
     model = models.mlp(6, 64, activation="relu", init="normal", std=3.0)
-    h = train.fit(model, digits, steps=50, lr=10.0, on_nonfinite="record", device="cpu",
-                  eval_every=1000)
+    h = train.fit(model, digits, steps=50, lr=10.0, on_nonfinite="record", device="cpu", eval_every=1000)
     assert h.diverged and len(h.loss) < 50
     assert h.test_acc and 0.0 <= h.test_acc[-1] <= 1.0 and math.isfinite(h.test_loss[-1])
     assert h.eval_step[-1] <= len(h.loss)
@@ -82,33 +85,45 @@ def test_record_evaluates_the_last_finite_state(digits):
 def test_fit_accepts_numpy_numbers(digits):
     gradflow.set_seed(0)
     model = models.mlp(1, 8)
-    h = train.fit(model, digits, steps=np.int64(3), lr=np.float32(0.1), batch_size=np.int32(16),
-                  eval_every=np.int64(3), seed=np.int64(1), clip_norm=np.float64(1.0), device="cpu")
+    h = train.fit(
+        model,
+        digits,
+        steps=np.int64(3),
+        lr=np.float32(0.1),
+        batch_size=np.int32(16),
+        eval_every=np.int64(3),
+        seed=np.int64(1),
+        clip_norm=np.float64(1.0),
+        device="cpu",
+    )
     assert h.eval_step == [3]
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"batch_size": 5000}, ValueError, "batch_size"),
-    ({"batch_size": 0}, ValueError, "batch_size"),
-    ({"batch_size": 2.5}, TypeError, "batch_size"),
-    ({"eval_every": 0}, ValueError, "eval_every"),
-    ({"optimizer": "adam", "momentum": 0.9}, ValueError, "momentum"),
-    ({"momentum": -0.1}, ValueError, "momentum"),
-    ({"weight_decay": -1.0}, ValueError, "weight_decay"),
-    ({"lr": math.nan}, ValueError, "lr"),
-    ({"lr": math.inf}, ValueError, "lr"),
-    ({"lr": "0.1"}, TypeError, "lr"),
-    ({"steps": 1.5}, TypeError, "steps"),
-    ({"steps": True}, TypeError, "steps"),
-    ({"clip_norm": math.nan}, ValueError, "clip_norm"),
-    ({"clip_value": 0}, ValueError, "clip_value"),
-    ({"seed": -1}, ValueError, "seed"),
-    ({"loss": 5}, TypeError, "loss"),
-    ({"device": "gpu0"}, ValueError, "device"),
-    ({"device": 3}, TypeError, "device"),
-    ({"progress": "yes"}, TypeError, "progress"),
-    ({"on_nonfinite": "ignore"}, ValueError, "on_nonfinite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"batch_size": 5000}, ValueError, "batch_size"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"eval_every": 0}, ValueError, "eval_every"),
+        ({"optimizer": "adam", "momentum": 0.9}, ValueError, "momentum"),
+        ({"momentum": -0.1}, ValueError, "momentum"),
+        ({"weight_decay": -1.0}, ValueError, "weight_decay"),
+        ({"lr": math.nan}, ValueError, "lr"),
+        ({"lr": math.inf}, ValueError, "lr"),
+        ({"lr": "0.1"}, TypeError, "lr"),
+        ({"steps": 1.5}, TypeError, "steps"),
+        ({"steps": True}, TypeError, "steps"),
+        ({"clip_norm": math.nan}, ValueError, "clip_norm"),
+        ({"clip_value": 0}, ValueError, "clip_value"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"loss": 5}, TypeError, "loss"),
+        ({"device": "gpu0"}, ValueError, "device"),
+        ({"device": 3}, TypeError, "device"),
+        ({"progress": "yes"}, TypeError, "progress"),
+        ({"on_nonfinite": "ignore"}, ValueError, "on_nonfinite"),
+    ],
+)
 def test_fit_names_the_bad_argument(digits, kwargs, error, match):
     with pytest.raises(error, match=match):
         train.fit(models.mlp(1, 8), digits, steps=1, **{"device": "cpu", **kwargs})
@@ -141,5 +156,6 @@ def test_evaluate_names_the_bad_argument(digits):
         train.evaluate(model, digits.X_test, digits.y_test, "mse")
     with pytest.raises(ValueError, match="batch_size"):
         train.evaluate(model, digits.X_test, digits.y_test, loss, batch_size=0)
-    assert train.evaluate(model, digits.X_test, digits.y_test, loss, batch_size=np.int64(7)) == \
-        pytest.approx(train.evaluate(model, digits.X_test, digits.y_test, loss))
+    assert train.evaluate(model, digits.X_test, digits.y_test, loss, batch_size=np.int64(7)) == pytest.approx(
+        train.evaluate(model, digits.X_test, digits.y_test, loss)
+    )

@@ -20,6 +20,7 @@ It measures
    compared with its target (the spread is printed and written too). Targets: MLP 10x64, batch
    64: <= 1.20x, with ``every=10``: <= 1.08x; MLP 10x256, batch 256: <= 1.08x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 # (label, depth, width, activation, batch, Probe options, target ratio)
-PROBE_CASES = [("MLP 10×64 tanh, batch 64", 10, 64, "tanh", 64, {}, 1.20),
-               ("MLP 10×64 tanh, batch 64, every=10", 10, 64, "tanh", 64, {"every": 10}, 1.08),
-               ("MLP 10×256 relu, batch 256", 10, 256, "relu", 256, {}, 1.08)]
+PROBE_CASES = [
+    ("MLP 10×64 tanh, batch 64", 10, 64, "tanh", 64, {}, 1.20),
+    ("MLP 10×64 tanh, batch 64, every=10", 10, 64, "tanh", 64, {"every": 10}, 1.08),
+    ("MLP 10×256 relu, batch 256", 10, 256, "relu", 256, {}, 1.08),
+]
 
 
 def toc_chapters() -> list[str]:
@@ -49,6 +52,7 @@ def toc_chapters() -> list[str]:
 def time_chapters(names: list[str], repeats: int) -> list[tuple[str, float, list[float]]]:
     """(name, median seconds, all runs) per chapter, each run in a fresh kernel."""
     from nbtools import execute  # tests/nbtools.py: the same runner CI and the seed tests use
+
     rows = []
     for name in names:
         runs = []
@@ -56,8 +60,10 @@ def time_chapters(names: list[str], repeats: int) -> list[tuple[str, float, list
             _, seconds = execute(ROOT / "chapters" / f"{name}.ipynb")
             runs.append(seconds)
         rows.append((name, statistics.median(runs), runs))
-        print(f"  {name}: median {statistics.median(runs):.1f} s  (runs: {', '.join(f'{r:.1f}' for r in runs)})",
-              flush=True)
+        print(
+            f"  {name}: median {statistics.median(runs):.1f} s  (runs: {', '.join(f'{r:.1f}' for r in runs)})",
+            flush=True,
+        )
     return rows
 
 
@@ -65,17 +71,27 @@ def time_pytest() -> tuple[float, str]:
     """Wall-clock seconds of ``pytest --nbval`` from the repository root, and its summary line."""
     env = dict(os.environ, GRADFLOW_PROGRESS="0")
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "-q"], cwd=ROOT, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", "-q"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     lines = [l for l in result.stdout.strip().splitlines() if l.strip()]
     summary = lines[-1].strip("= ") if lines else f"exit code {result.returncode}"
     return seconds, summary
 
 
-def probe_overhead(depth: int, width: int, activation: str, batch: int, *, blocks: int = 40,
-                   steps: int = 10, device: str = "cpu", probe_class=None,
-                   **probe_options: object) -> dict:
+def probe_overhead(
+    depth: int,
+    width: int,
+    activation: str,
+    batch: int,
+    *,
+    blocks: int = 40,
+    steps: int = 10,
+    device: str = "cpu",
+    probe_class=None,
+    **probe_options: object,
+) -> dict:
     """Per-step time without and with a Probe, plain and probed blocks of ``steps`` interleaved.
 
     One Probe is built and used for the whole run (entered for each probed block, left for each
@@ -92,8 +108,9 @@ def probe_overhead(depth: int, width: int, activation: str, batch: int, *, block
     ds = data.digits(device="cpu")
     idx = torch.randint(0, len(ds.X_train), (batch,))
     x, y = ds.X_train[idx].to(device), ds.y_train[idx].to(device)
-    model = models.mlp(depth, width, activation=activation,
-                       init="he" if activation == "relu" else "xavier").to(device)
+    model = models.mlp(
+        depth, width, activation=activation, init="he" if activation == "relu" else "xavier"
+    ).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = torch.nn.CrossEntropyLoss()
     cuda = device.startswith("cuda")
@@ -128,23 +145,36 @@ def probe_overhead(depth: int, width: int, activation: str, batch: int, *, block
             probed.append(block(probe))
     pairs = sorted(b / a for a, b in zip(plain, probed))
     q = statistics.quantiles(pairs, n=4)
-    return {"plain": statistics.median(plain), "probed": statistics.median(probed),
-            "ratio": statistics.median(probed) / statistics.median(plain), "q1": q[0], "q3": q[2]}
+    return {
+        "plain": statistics.median(plain),
+        "probed": statistics.median(probed),
+        "ratio": statistics.median(probed) / statistics.median(plain),
+        "q1": q[0],
+        "q3": q[2],
+    }
 
 
 def probe_table(repeats: int, blocks: int, device: str = "cpu") -> list[dict]:
     """Every case of ``PROBE_CASES``, ``repeats`` times; the median ratio against its target."""
     rows = []
     for label, depth, width, act, batch, options, target in PROBE_CASES:
-        runs = [probe_overhead(depth, width, act, batch, blocks=blocks, device=device, **options)
-                for _ in range(repeats)]
+        runs = [
+            probe_overhead(depth, width, act, batch, blocks=blocks, device=device, **options)
+            for _ in range(repeats)
+        ]
         ratios = [r["ratio"] for r in runs]
         ratio = statistics.median(ratios)
-        row = {"label": label, "target": target, "ratio": ratio, "ratios": ratios,
-               "plain": statistics.median(r["plain"] for r in runs),
-               "probed": statistics.median(r["probed"] for r in runs),
-               "q1": min(r["q1"] for r in runs), "q3": max(r["q3"] for r in runs),
-               "pass": ratio <= target}
+        row = {
+            "label": label,
+            "target": target,
+            "ratio": ratio,
+            "ratios": ratios,
+            "plain": statistics.median(r["plain"] for r in runs),
+            "probed": statistics.median(r["probed"] for r in runs),
+            "q1": min(r["q1"] for r in runs),
+            "q3": max(r["q3"] for r in runs),
+            "pass": ratio <= target,
+        }
         rows.append(row)
         if not options and label == PROBE_CASES[0][0]:
             try:  # the Probe this one replaced, kept verbatim for the equality test
@@ -152,17 +182,26 @@ def probe_table(repeats: int, blocks: int, device: str = "cpu") -> list[dict]:
             except ImportError:
                 Reference = None
             if Reference is not None:
-                ref = [probe_overhead(depth, width, act, batch, blocks=blocks, device=device,
-                                      probe_class=Reference) for _ in range(repeats)]
+                ref = [
+                    probe_overhead(
+                        depth, width, act, batch, blocks=blocks, device=device, probe_class=Reference
+                    )
+                    for _ in range(repeats)
+                ]
                 row["reference"] = statistics.median(r["ratio"] for r in ref)
                 row["reference_runs"] = [r["ratio"] for r in ref]
-                print(f"    (the previous implementation, tests/probe_reference.py, same case: "
-                      f"{row['reference']:.3f}; runs {', '.join(f'{r:.3f}' for r in row['reference_runs'])})",
-                      flush=True)
-        print(f"  {label}: {row['plain'] * 1e3:.3f} -> {row['probed'] * 1e3:.3f} ms per step, "
-              f"ratio {ratio:.3f} (runs {', '.join(f'{r:.3f}' for r in ratios)}; block ratios "
-              f"quartiles {row['q1']:.2f}-{row['q3']:.2f}), target <= {target:.2f}: "
-              f"{'PASS' if row['pass'] else 'FAIL'}", flush=True)
+                print(
+                    f"    (the previous implementation, tests/probe_reference.py, same case: "
+                    f"{row['reference']:.3f}; runs {', '.join(f'{r:.3f}' for r in row['reference_runs'])})",
+                    flush=True,
+                )
+        print(
+            f"  {label}: {row['plain'] * 1e3:.3f} -> {row['probed'] * 1e3:.3f} ms per step, "
+            f"ratio {ratio:.3f} (runs {', '.join(f'{r:.3f}' for r in ratios)}; block ratios "
+            f"quartiles {row['q1']:.2f}-{row['q3']:.2f}), target <= {target:.2f}: "
+            f"{'PASS' if row['pass'] else 'FAIL'}",
+            flush=True,
+        )
     return rows
 
 
@@ -174,67 +213,90 @@ def machine() -> str:
     except OSError:
         pass
     import torch
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.machine()}, "
-            f"Python {platform.python_version()}, torch {torch.__version__}, CPU only, one intra-op thread")
+
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, CPU only, one intra-op thread"
+    )
 
 
 def probe_section(rows: list[dict], meta: dict) -> list[str]:
     """The page's "What a probe costs" section."""
-    lines = ["## What a probe costs", "",
-             f"**Measured:** {meta['when']}, on {meta['where']}.", "",
-             "A training step (forward, backward, SGD step) of an MLP on a fixed batch of digits, "
-             "with a `gradflow.probes.Probe` attached, divided by the same step without one. What "
-             "the timing includes: plain and probed steps run in the same process, interleaved in "
-             "blocks of 10 steps; every probed block ends with one `probe.stats()` (all seven "
-             "statistics of every layer computed and copied to Python), inside the timing; "
-             "entering and leaving the `with` block (installing and removing hooks) is outside it. "
-             f"Each block is timed by {meta['clock']}; a figure is the ratio of the median block "
-             f"times over {meta['blocks']} blocks of each kind, measured {meta['repeats']} times: "
-             "the median of those ratios is compared with the target, and the table gives every "
-             "run and the quartiles of the block-by-block ratios (the noise).", "",
-             "| case | step without | with probe | ratio (median) | runs | block ratios, quartiles "
-             "| target | |",
-             "|---|---:|---:|---:|---|---|---:|---|"]
+    lines = [
+        "## What a probe costs",
+        "",
+        f"**Measured:** {meta['when']}, on {meta['where']}.",
+        "",
+        "A training step (forward, backward, SGD step) of an MLP on a fixed batch of digits, "
+        "with a `gradflow.probes.Probe` attached, divided by the same step without one. What "
+        "the timing includes: plain and probed steps run in the same process, interleaved in "
+        "blocks of 10 steps; every probed block ends with one `probe.stats()` (all seven "
+        "statistics of every layer computed and copied to Python), inside the timing; "
+        "entering and leaving the `with` block (installing and removing hooks) is outside it. "
+        f"Each block is timed by {meta['clock']}; a figure is the ratio of the median block "
+        f"times over {meta['blocks']} blocks of each kind, measured {meta['repeats']} times: "
+        "the median of those ratios is compared with the target, and the table gives every "
+        "run and the quartiles of the block-by-block ratios (the noise).",
+        "",
+        "| case | step without | with probe | ratio (median) | runs | block ratios, quartiles | target | |",
+        "|---|---:|---:|---:|---|---|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['plain'] * 1e3:.3f} ms | {r['probed'] * 1e3:.3f} ms | "
-                     f"**{r['ratio']:.{4 if abs(r['ratio'] - r['target']) < 5e-4 else 3}f}×** | {', '.join(f'{v:.3f}' for v in r['ratios'])} | "
-                     f"{r['q1']:.2f}–{r['q3']:.2f} | ≤ {r['target']:.2f}× | "
-                     f"{'PASS' if r['pass'] else 'FAIL'} |")
+        lines.append(
+            f"| {r['label']} | {r['plain'] * 1e3:.3f} ms | {r['probed'] * 1e3:.3f} ms | "
+            f"**{r['ratio']:.{4 if abs(r['ratio'] - r['target']) < 5e-4 else 3}f}×** | "
+            f"{', '.join(f'{v:.3f}' for v in r['ratios'])} | "
+            f"{r['q1']:.2f}–{r['q3']:.2f} | ≤ {r['target']:.2f}× | "
+            f"{'PASS' if r['pass'] else 'FAIL'} |"
+        )
     ref = [r for r in rows if "reference" in r]
     if ref:
         r = ref[0]
-        lines += ["", f"For scale, the implementation this one replaced (kept verbatim as "
-                  f"`tests/probe_reference.py`), timed the same way in the same run on the first "
-                  f"case: **{r['reference']:.3f}×** (runs {', '.join(f'{v:.3f}' for v in r['reference_runs'])})."]
-    lines += ["",
-              "How the probe stays cheap. During a recorded pass it computes nothing and copies "
-              "almost nothing: it wraps the `forward` of the modules it watches (forward hooks "
-              "would send each call down `nn.Module`'s slow path), keeps references to each "
-              "layer's input and output, and has autograd keep dL/dz on the output "
-              "(`retain_grad`, a C++ hook; large outputs use a pre-hook on the output's `grad_fn` "
-              "and keep a reference). A small `nn.Linear` rebuilds its weight gradient when read "
-              "as G<sup>T</sup>X, the very product autograd computes; a large one reads `.grad` "
-              "itself if its version counter shows nothing (clipping, zeroing) changed it since "
-              "the backward pass, and rebuilds it otherwise. An activation whose output is the "
-              "next layer's input (checked in the first pass) is read there, without a hook of "
-              "its own. A read stacks tensors of equal shape and reduces them row by row, which "
-              "gives the bits of the per-tensor reductions (`tests/test_probes_equal.py` holds "
-              "every statistic bit for bit to the earlier implementation, with clipping in the "
-              "loop), and copies all numbers to Python in one transfer. With "
-              "`Probe(model, every=k)` the per-layer wrappers are installed for the recorded "
-              "passes only.",
-              "",
-              "Noise: this machine is shared (2 cores; other jobs ran during the measurement), "
-              "and the same code gives ratios a few hundredths apart from one run to the next "
-              "(see the runs column); a figure within that spread of its target is not a firm "
-              "PASS or FAIL. Re-run `python tools/benchmark.py --probes-only` on an idle machine "
-              "for firmer figures.",
-              ""]
+        lines += [
+            "",
+            f"For scale, the implementation this one replaced (kept verbatim as "
+            f"`tests/probe_reference.py`), timed the same way in the same run on the first "
+            f"case: **{r['reference']:.3f}×** (runs {', '.join(f'{v:.3f}' for v in r['reference_runs'])}).",
+        ]
+    lines += [
+        "",
+        "How the probe stays cheap. During a recorded pass it computes nothing and copies "
+        "almost nothing: it wraps the `forward` of the modules it watches (forward hooks "
+        "would send each call down `nn.Module`'s slow path), keeps references to each "
+        "layer's input and output, and has autograd keep dL/dz on the output "
+        "(`retain_grad`, a C++ hook; large outputs use a pre-hook on the output's `grad_fn` "
+        "and keep a reference). A small `nn.Linear` rebuilds its weight gradient when read "
+        "as G<sup>T</sup>X, the very product autograd computes; a large one reads `.grad` "
+        "itself if its version counter shows nothing (clipping, zeroing) changed it since "
+        "the backward pass, and rebuilds it otherwise. An activation whose output is the "
+        "next layer's input (checked in the first pass) is read there, without a hook of "
+        "its own. A read stacks tensors of equal shape and reduces them row by row, which "
+        "gives the bits of the per-tensor reductions (`tests/test_probes_equal.py` holds "
+        "every statistic bit for bit to the earlier implementation, with clipping in the "
+        "loop), and copies all numbers to Python in one transfer. With "
+        "`Probe(model, every=k)` the per-layer wrappers are installed for the recorded "
+        "passes only.",
+        "",
+        "Noise: this machine is shared (2 cores; other jobs ran during the measurement), "
+        "and the same code gives ratios a few hundredths apart from one run to the next "
+        "(see the runs column); a figure within that spread of its target is not a firm "
+        "PASS or FAIL. Re-run `python tools/benchmark.py --probes-only` on an idle machine "
+        "for firmer figures.",
+        "",
+    ]
     return lines
 
 
-def write_page(path: pathlib.Path, when: str, where: str, chapters, pytest_row, probe_rows,
-               repeats: int, probe_meta: dict | None = None) -> None:
+def write_page(
+    path: pathlib.Path,
+    when: str,
+    where: str,
+    chapters,
+    pytest_row,
+    probe_rows,
+    repeats: int,
+    probe_meta: dict | None = None,
+) -> None:
     lines = [
         "# Benchmark",
         "",
@@ -259,9 +321,11 @@ def write_page(path: pathlib.Path, when: str, where: str, chapters, pytest_row, 
     lines += ["", "## The test suite", ""]
     if pytest_row:
         seconds, summary = pytest_row
-        lines.append(f"`pytest --nbval` (the README's test command: unit tests, every chapter against its stored "
-                     f"outputs, every chapter with two other seeds, the book's build, links and browser "
-                     f"test; 2 workers): **{seconds:.0f} s** ({summary}).")
+        lines.append(
+            f"`pytest --nbval` (the README's test command: unit tests, every chapter against its stored "
+            f"outputs, every chapter with two other seeds, the book's build, links and browser "
+            f"test; 2 workers): **{seconds:.0f} s** ({summary})."
+        )
     else:
         lines.append("Not measured in the last run (`--skip-pytest`).")
     lines += probe_section(probe_rows, probe_meta)
@@ -269,19 +333,28 @@ def write_page(path: pathlib.Path, when: str, where: str, chapters, pytest_row, 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per chapter (median)")
-    parser.add_argument("--chapters", nargs="*", default=None, help="chapter names (default: all in _toc.yml)")
+    parser.add_argument(
+        "--chapters", nargs="*", default=None, help="chapter names (default: all in _toc.yml)"
+    )
     parser.add_argument("--skip-pytest", action="store_true", help="do not time pytest --nbval")
-    parser.add_argument("--probes-only", action="store_true",
-                        help="time the probe overhead only; rewrite only that section of the page")
+    parser.add_argument(
+        "--probes-only",
+        action="store_true",
+        help="time the probe overhead only; rewrite only that section of the page",
+    )
     parser.add_argument("--probe-repeats", type=int, default=3, help="measurements per probe case (median)")
-    parser.add_argument("--probe-blocks", type=int, default=40, help="blocks of 10 steps of each kind per measurement")
+    parser.add_argument(
+        "--probe-blocks", type=int, default=40, help="blocks of 10 steps of each kind per measurement"
+    )
     parser.add_argument("--device", default="cpu", help="device of the probe benchmark (cpu or cuda)")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite appendix/benchmark.md")
     args = parser.parse_args(argv)
 
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = machine()
     print(f"{when} — {where}")
     chapters = []
@@ -290,10 +363,18 @@ def main(argv: list[str]) -> int:
         chapters = time_chapters(args.chapters if args.chapters is not None else toc_chapters(), args.repeats)
     print("Probe overhead (training step with / without a Probe, stats() read once per 10 steps):")
     probe_rows = probe_table(args.probe_repeats, args.probe_blocks, args.device)
-    clock = ("the wall clock after `torch.cuda.synchronize()`" if args.device.startswith("cuda")
-             else "this process's CPU time (`time.process_time`)")
-    meta = {"when": when, "where": where if args.device == "cpu" else f"{where}; device {args.device}",
-            "clock": clock, "blocks": args.probe_blocks, "repeats": args.probe_repeats}
+    clock = (
+        "the wall clock after `torch.cuda.synchronize()`"
+        if args.device.startswith("cuda")
+        else "this process's CPU time (`time.process_time`)"
+    )
+    meta = {
+        "when": when,
+        "where": where if args.device == "cpu" else f"{where}; device {args.device}",
+        "clock": clock,
+        "blocks": args.probe_blocks,
+        "repeats": args.probe_repeats,
+    }
     pytest_row = None
     if not args.skip_pytest and not args.probes_only:
         print("pytest --nbval ...", flush=True)
@@ -303,7 +384,7 @@ def main(argv: list[str]) -> int:
         page = ROOT / "appendix" / "benchmark.md"
         if args.probes_only and page.exists() and "## What a probe costs" in page.read_text():
             text = page.read_text()
-            head = text[:text.index("## What a probe costs")]
+            head = text[: text.index("## What a probe costs")]
             page.write_text(head + "\n".join(probe_section(probe_rows, meta)))
         else:
             write_page(page, when, where, chapters, pytest_row, probe_rows, args.repeats, meta)

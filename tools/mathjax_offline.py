@@ -13,6 +13,7 @@ The files are copied at ``build-finished``, not placed in a source ``_static/`` 
 Jupyter Book would give every ``.js`` file a script tag. A ``mathjax_path`` that is a URL
 (``https://...``) is left alone and nothing is copied.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def mathjax_es5() -> pathlib.Path:
     try:
         import mathjax  # the package django-static-mathjax
     except ImportError as exc:  # pragma: no cover - a clear message for a fresh machine
-        raise ExtensionError("MathJax for offline reading is missing: "
-                             "pip install -r requirements.txt (django-static-mathjax)") from exc
+        raise ExtensionError(
+            "MathJax for offline reading is missing: pip install -r requirements.txt (django-static-mathjax)"
+        ) from exc
     es5 = pathlib.Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
     if not (es5 / "tex-mml-chtml.js").is_file():
         raise ExtensionError(f"no es5/tex-mml-chtml.js under {es5.parent}")

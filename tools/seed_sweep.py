@@ -11,6 +11,7 @@ min-max over seeds of each quantity is read off the output.
 
 One process, one thread: on the shared 2-core machine run one sweep at a time.
 """
+
 import contextlib
 import io
 import json
@@ -20,10 +21,10 @@ import time
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import gradflow  # noqa: E402
-import gradflow.core  # noqa: E402
+import gradflow
+import gradflow.core
 
 
 def record(condition: bool, message: str) -> None:
@@ -43,9 +44,12 @@ def sweep(path: str, seeds: list[int]) -> None:
             if "nbval-ignore-output" in tags and "remove-output" in tags:
                 continue  # a live widget
             src = f"SEED = {seed}" if "parameters" in tags else "".join(cell["source"])
-            src = "\n".join(line[:len(line) - len(line.lstrip())] + "pass"
-                            if line.strip().startswith(("%", "!")) else line
-                            for line in src.splitlines())
+            src = "\n".join(
+                line[: len(line) - len(line.lstrip())] + "pass"
+                if line.strip().startswith(("%", "!"))
+                else line
+                for line in src.splitlines()
+            )
             out = io.StringIO()
             try:
                 with contextlib.redirect_stdout(out):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -22,8 +22,15 @@ class ArgumentTypeError(TypeError, ValueError):
 
 def integer(name: str, value: object, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int (Python or NumPy integer, not a bool) within [minimum, maximum]."""
-    allowed = ("" if minimum is None and maximum is None else f" >= {minimum}" if maximum is None
-               else f" <= {maximum}" if minimum is None else f" between {minimum} and {maximum}")
+    allowed = (
+        ""
+        if minimum is None and maximum is None
+        else f" >= {minimum}"
+        if maximum is None
+        else f" <= {maximum}"
+        if minimum is None
+        else f" between {minimum} and {maximum}"
+    )
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ArgumentTypeError(f"{name} must be an integer{allowed}, got {type(value).__name__} {value!r}")
     value = int(value)
@@ -32,8 +39,15 @@ def integer(name: str, value: object, minimum: int | None = None, maximum: int |
     return value
 
 
-def real(name: str, value: object, *, minimum: float | None = None, maximum: float | None = None,
-         positive: bool = False, finite: bool = True) -> float:
+def real(
+    name: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+    finite: bool = True,
+) -> float:
     """``value`` as a float (Python or NumPy number, not a bool): not NaN, finite unless
     ``finite=False``, > 0 if ``positive``, within [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -61,8 +75,10 @@ def choice(name: str, value: object, options: Iterable[str]) -> str:
     """``value`` if it is one of ``options``."""
     options = tuple(options)
     if not isinstance(value, str):
-        raise ArgumentTypeError(f"{name} must be a string, one of {', '.join(map(repr, options))}; "
-                        f"got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(
+            f"{name} must be a string, one of {', '.join(map(repr, options))}; "
+            f"got {type(value).__name__} {value!r}"
+        )
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value

@@ -8,7 +8,7 @@ The unit tests hold each one against autograd.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -62,14 +62,27 @@ _DERIVATIVES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 # The largest value each derivative takes (used to call a unit "saturated" when its local slope is
 # a small fraction of what the activation can pass). GELU and SiLU overshoot 1 slightly.
 MAX_DERIVATIVE: dict[str, float] = {
-    "linear": 1.0, "sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "leaky_relu": 1.0, "prelu": 1.0,
-    "elu": 1.0, "gelu": 1.1289, "silu": 1.0998,
+    "linear": 1.0,
+    "sigmoid": 0.25,
+    "tanh": 1.0,
+    "relu": 1.0,
+    "leaky_relu": 1.0,
+    "prelu": 1.0,
+    "elu": 1.0,
+    "gelu": 1.1289,
+    "silu": 1.0998,
 }
 
 # Module class -> registry name, so probes can recognise activations inside any model.
 _CLASS_NAMES: dict[type, str] = {
-    nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
-    nn.PReLU: "prelu", nn.ELU: "elu", nn.GELU: "gelu", nn.SiLU: "silu",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.PReLU: "prelu",
+    nn.ELU: "elu",
+    nn.GELU: "gelu",
+    nn.SiLU: "silu",
 }
 
 NAMES: tuple[str, ...] = tuple(_MODULES)
@@ -77,8 +90,9 @@ NAMES: tuple[str, ...] = tuple(_MODULES)
 
 def _validate(name: str) -> str:
     if not isinstance(name, str):
-        raise _args.ArgumentTypeError(f"activation must be a name (str), one of {', '.join(NAMES)}; "
-                        f"got {type(name).__name__} {name!r}")
+        raise _args.ArgumentTypeError(
+            f"activation must be a name (str), one of {', '.join(NAMES)}; got {type(name).__name__} {name!r}"
+        )
     if name not in _MODULES:
         raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(NAMES)}")
     return name

@@ -13,8 +13,8 @@ forward-mode differentiation, vectorised over any array of (w, b).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -55,9 +55,9 @@ _ACTIVATIONS = {
 }
 
 
-def pascanu_loss_and_grad(w: float | np.ndarray, b: float | np.ndarray, *, steps: int = 50,
-                          x0: float = 0.5, target: float = 0.7
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pascanu_loss_and_grad(
+    w: float | np.ndarray, b: float | np.ndarray, *, steps: int = 50, x0: float = 0.5, target: float = 0.7
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Loss and gradient of Pascanu et al.'s one-unit recurrent model, vectorised, in float64.
 
     The model runs x_t = w sigma(x_{t-1}) + b for t = 1..``steps`` from ``x0``; the loss is
@@ -96,12 +96,13 @@ def pascanu_loss_and_grad(w: float | np.ndarray, b: float | np.ndarray, *, steps
     s = _sigmoid(x)
     err = s - target
     outer = 2.0 * err * s * (1.0 - s)
-    return err ** 2, outer * dx_dw, outer * dx_db
+    return err**2, outer * dx_dw, outer * dx_db
 
 
 @dataclass
 class Descent:
     """A gradient-descent path on the one-unit model: ``path[k]`` = (w, b) before step k+1."""
+
     path: np.ndarray  # (steps + 1, 2)
     loss: np.ndarray  # (steps + 1,)
     grad_norm: np.ndarray  # (steps,) the pre-clip gradient norm at each step
@@ -111,9 +112,16 @@ class Descent:
         self.step_length = np.linalg.norm(np.diff(self.path, axis=0), axis=1)
 
 
-def pascanu_descent(w0: float, b0: float, *, lr: float = 0.5, steps: int = 300,
-                    clip_norm: float | None = None, warmup_steps: int = 0,
-                    **model_options: float) -> Descent:
+def pascanu_descent(
+    w0: float,
+    b0: float,
+    *,
+    lr: float = 0.5,
+    steps: int = 300,
+    clip_norm: float | None = None,
+    warmup_steps: int = 0,
+    **model_options: float,
+) -> Descent:
     """Plain gradient descent on (w, b) of ``pascanu_loss_and_grad``, optionally norm-clipped.
 
     Args:
@@ -201,13 +209,20 @@ def flat_grad(model: nn.Module) -> torch.Tensor:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                      for p in model.parameters()])
+    return torch.cat(
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in model.parameters()]
+    )
 
 
-def recurrent_jacobian_log10_norms(spectral_norm: float, activation: str = "tanh", *,
-                                   steps: int = 50, units: int = 32, input_std: float = 1.0,
-                                   seed: int = 0) -> np.ndarray:
+def recurrent_jacobian_log10_norms(
+    spectral_norm: float,
+    activation: str = "tanh",
+    *,
+    steps: int = 50,
+    units: int = 32,
+    input_std: float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
     """log10 of the spectral norm of dx_t/dx_0 for a random recurrent net x_t = W phi(x_{t-1}) + u_t
     (Pascanu et al. 2013's form), t = 1..``steps``, in float64.
 
@@ -259,14 +274,23 @@ def recurrent_jacobian_log10_norms(spectral_norm: float, activation: str = "tanh
 @dataclass
 class Run:
     """What ``sgd_run`` saw: the loss and the pre-clip total gradient norm at every step."""
+
     loss: list[float]
     grad_norm: list[float]
     diverged_at: int | None  # the step whose loss or gradient was not finite, or None
 
 
-def sgd_run(model: nn.Module, data: Dataset, *, steps: int = 300, lr: float = 0.1,
-            warmup_steps: int = 0, clip_norm: float | None = None, batch_size: int = 64,
-            seed: int = 0) -> Run:
+def sgd_run(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    steps: int = 300,
+    lr: float = 0.1,
+    warmup_steps: int = 0,
+    clip_norm: float | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> Run:
     """Plain minibatch SGD with cross-entropy and a linear learning-rate warm-up, the one thing
     ``gradflow.train.fit`` does not do. Stops at the first non-finite loss or gradient.
 
@@ -301,7 +325,7 @@ def sgd_run(model: nn.Module, data: Dataset, *, steps: int = 300, lr: float = 0.
     for t in range(1, steps + 1):
         if cursor + batch_size > len(X):
             order, cursor = torch.randperm(len(X), generator=gen), 0
-        idx = order[cursor:cursor + batch_size].to(X.device)
+        idx = order[cursor : cursor + batch_size].to(X.device)
         cursor += batch_size
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, t / warmup_steps) if warmup_steps else lr
@@ -321,8 +345,14 @@ def sgd_run(model: nn.Module, data: Dataset, *, steps: int = 300, lr: float = 0.
     return run
 
 
-def draw_cliff(lr: float = 0.5, threshold: float = 1.0, w0: float = 5.5, b0: float = -3.0,
-               steps: int = 300, ax: plt.Axes | None = None) -> plt.Axes:
+def draw_cliff(
+    lr: float = 0.5,
+    threshold: float = 1.0,
+    w0: float = 5.5,
+    b0: float = -3.0,
+    steps: int = 300,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
     """The one-unit model's loss surface (log10 of the loss over w in [1, 9], b in [-6, 3]) with two gradient-descent
     paths from (w0, b0): plain, and with the gradient norm clipped at ``threshold``.
 
@@ -343,18 +373,31 @@ def draw_cliff(lr: float = 0.5, threshold: float = 1.0, w0: float = 5.5, b0: flo
     ax = _axes(ax, figsize=(7.0, 4.6))
     W, B = np.meshgrid(np.linspace(1, 9, 321), np.linspace(-6, 3, 361))
     loss = pascanu_loss_and_grad(W, B)[0]
-    mesh = ax.pcolormesh(W, B, np.log10(np.maximum(loss, 1e-8)), cmap="viridis", shading="auto",
-                         vmin=-8, vmax=0)
+    mesh = ax.pcolormesh(
+        W, B, np.log10(np.maximum(loss, 1e-8)), cmap="viridis", shading="auto", vmin=-8, vmax=0
+    )
     plt.colorbar(mesh, ax=ax, label="log10 loss (floor 1e-8)")
     plain = pascanu_descent(w0, b0, lr=lr, steps=steps)
     clipped = pascanu_descent(w0, b0, lr=lr, steps=steps, clip_norm=threshold)
     for d, color, label in ((plain, "#d62728", "plain GD"), (clipped, "white", f"clipped at {threshold:g}")):
         shown = d.path[(d.path[:, 0] > 0) & (d.path[:, 0] < 10) & (d.path[:, 1] > -7) & (d.path[:, 1] < 4)]
-        ax.plot(shown[:, 0], shown[:, 1], "o-", ms=2.5, lw=1, color=color,
-                label=f"{label}: final loss {d.loss[-1]:.1e}, longest step {d.step_length.max():.2g}")
+        ax.plot(
+            shown[:, 0],
+            shown[:, 1],
+            "o-",
+            ms=2.5,
+            lw=1,
+            color=color,
+            label=f"{label}: final loss {d.loss[-1]:.1e}, longest step {d.step_length.max():.2g}",
+        )
     ax.plot([w0], [b0], "k*", ms=12)
-    ax.set(xlim=(1, 9), ylim=(-6, 3), xlabel="recurrent weight w", ylabel="bias b",
-           title=f"x_t = w sigmoid(x_(t-1)) + b, T = 50, lr {lr:g}")
+    ax.set(
+        xlim=(1, 9),
+        ylim=(-6, 3),
+        xlabel="recurrent weight w",
+        ylabel="bias b",
+        title=f"x_t = w sigmoid(x_(t-1)) + b, T = 50, lr {lr:g}",
+    )
     ax.legend(loc="lower left", frameon=True, fontsize=8)
     return ax
 
@@ -368,8 +411,11 @@ def cliff_explorer(lr: float = 0.5, threshold: float = 1.0) -> None:
     return explore(
         draw_cliff,
         lr=widgets.FloatLogSlider(value=lr, base=10, min=-2, max=1, step=0.1, description="lr"),
-        threshold=widgets.FloatLogSlider(value=threshold, base=10, min=-2, max=2, step=0.1,
-                                         description="threshold"),
+        threshold=widgets.FloatLogSlider(
+            value=threshold, base=10, min=-2, max=2, step=0.1, description="threshold"
+        ),
         w0=widgets.FloatSlider(value=5.5, min=1, max=9, step=0.1, description="w0"),
         b0=widgets.FloatSlider(value=-3.0, min=-6, max=0, step=0.1, description="b0"),
-        steps=widgets.fixed(300), ax=widgets.fixed(None))
+        steps=widgets.fixed(300),
+        ax=widgets.fixed(None),
+    )

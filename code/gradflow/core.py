@@ -81,12 +81,15 @@ def check(condition: bool, message: str) -> None:
         raise _args.ArgumentTypeError(f"message must be a str, got {type(message).__name__}")
     if isinstance(condition, torch.Tensor):
         if condition.numel() != 1:
-            raise _args.ArgumentTypeError("check() needs a single truth value, got a tensor of "
-                            f"{condition.numel()} elements (use .all() or .any())")
+            raise _args.ArgumentTypeError(
+                "check() needs a single truth value, got a tensor of "
+                f"{condition.numel()} elements (use .all() or .any())"
+            )
         condition = bool(condition.item())
     if not isinstance(condition, (bool, np.bool_)):
-        raise _args.ArgumentTypeError(f"check() needs a bool, got {type(condition).__name__}: "
-                        "compare the measured value with its bound")
+        raise _args.ArgumentTypeError(
+            f"check() needs a bool, got {type(condition).__name__}: compare the measured value with its bound"
+        )
     if not condition:
         raise AssertionError(f"✗ {message}")
     print(f"✓ {message}")

@@ -14,6 +14,7 @@ from .core import default_device
 @dataclass
 class Dataset:
     """Train and test tensors. Inputs are float32, class labels int64 (regression: float32)."""
+
     X_train: torch.Tensor
     y_train: torch.Tensor
     X_test: torch.Tensor
@@ -24,13 +25,17 @@ class Dataset:
             X = _args.tensor(f"X_{split}", getattr(self, f"X_{split}"), min_dim=1)
             y = _args.tensor(f"y_{split}", getattr(self, f"y_{split}"), min_dim=1)
             if X.shape[0] != y.shape[0]:
-                raise ValueError(f"X_{split} and y_{split} must have the same number of examples, "
-                                 f"got {X.shape[0]} and {y.shape[0]}")
+                raise ValueError(
+                    f"X_{split} and y_{split} must have the same number of examples, "
+                    f"got {X.shape[0]} and {y.shape[0]}"
+                )
         if self.X_train.shape[1:] != self.X_test.shape[1:]:
-            raise ValueError(f"train and test inputs must have the same shape per example, got "
-                             f"{tuple(self.X_train.shape[1:])} and {tuple(self.X_test.shape[1:])}")
+            raise ValueError(
+                f"train and test inputs must have the same shape per example, got "
+                f"{tuple(self.X_train.shape[1:])} and {tuple(self.X_test.shape[1:])}"
+            )
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str) -> Dataset:
         """The same data on ``device`` ("cpu", "cuda", a ``torch.device``)."""
         device = _args.device("device", device)
         return Dataset(*(t.to(device) for t in (self.X_train, self.y_train, self.X_test, self.y_test)))
@@ -40,8 +45,7 @@ class Dataset:
         return self.X_train.shape[1]
 
 
-def digits(*, test_size: int = 450, split_seed: int = 0,
-           device: torch.device | str | None = None) -> Dataset:
+def digits(*, test_size: int = 450, split_seed: int = 0, device: torch.device | str | None = None) -> Dataset:
     """The 1,797 8x8 handwritten digits shipped with scikit-learn, as 64 standardized features.
 
     The split is fixed (stratified, ``split_seed`` 0: 1,347 train / 450 test) so every chapter
@@ -62,8 +66,7 @@ def digits(*, test_size: int = 450, split_seed: int = 0,
     if device is not None:
         device = _args.device("device", device)
     X, y = load_digits(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, random_state=split_seed,
-                                              stratify=y)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, random_state=split_seed, stratify=y)
     mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
     std[std == 0] = 1.0  # some border pixels are always 0
     as_x = lambda a: torch.tensor((a - mean) / std, dtype=torch.float32)
@@ -72,8 +75,9 @@ def digits(*, test_size: int = 450, split_seed: int = 0,
     return data.to(device if device is not None else default_device())
 
 
-def random_classification(n: int = 64, in_features: int = 32, classes: int = 2, *,
-                          seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def random_classification(
+    n: int = 64, in_features: int = 32, classes: int = 2, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian inputs with random labels, the source material's favourite probe batch.
 
     There is nothing to learn here; it is for measuring gradients at initialisation.
@@ -92,8 +96,15 @@ def random_classification(n: int = 64, in_features: int = 32, classes: int = 2, 
     return torch.randn(n, in_features, generator=g), torch.randint(0, classes, (n,), generator=g)
 
 
-def teacher_regression(n: int = 1024, in_features: int = 16, *, hidden: int = 32,
-                       noise: float = 0.0, test_fraction: float = 0.25, seed: int = 0) -> Dataset:
+def teacher_regression(
+    n: int = 1024,
+    in_features: int = 16,
+    *,
+    hidden: int = 32,
+    noise: float = 0.0,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+) -> Dataset:
     """Targets made by a random one-hidden-layer tanh "teacher" network: a task a student can
     fit exactly, so any failure to learn is the optimiser's, not the data's.
 
@@ -113,8 +124,10 @@ def teacher_regression(n: int = 1024, in_features: int = 16, *, hidden: int = 32
     seed = _args.integer("seed", seed, minimum=0)
     cut = int(round(n * (1 - test_fraction)))
     if not 1 <= cut <= n - 1:
-        raise ValueError(f"test_fraction {test_fraction} leaves {cut} of n = {n} examples for "
-                         "training: both train and test sets need at least one")
+        raise ValueError(
+            f"test_fraction {test_fraction} leaves {cut} of n = {n} examples for "
+            "training: both train and test sets need at least one"
+        )
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, in_features, generator=g)
     W1 = torch.randn(in_features, hidden, generator=g) / np.sqrt(in_features)

@@ -16,8 +16,8 @@ its normal regime, not saturation; a ReLU unit is *dead* only when it is 0 on ev
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -32,37 +32,45 @@ from .probes import STAT_NAMES, LayerStats, _data_arg, _float_arg, _module_arg
 # Leaky ReLU and PReLU switch off on half their inputs by design; their failure is death, counted
 # over a whole data set). Layers whose activation is unknown use the ``saturated`` argument.
 SATURATION_THRESHOLDS: dict[str, float | None] = {
-    "sigmoid": 0.5, "tanh": 0.5, "elu": 0.5, "gelu": 0.5, "silu": 0.5,
-    "relu": None, "leaky_relu": None, "prelu": None, "linear": None,
+    "sigmoid": 0.5,
+    "tanh": 0.5,
+    "elu": 0.5,
+    "gelu": 0.5,
+    "silu": 0.5,
+    "relu": None,
+    "leaky_relu": None,
+    "prelu": None,
+    "linear": None,
 }
 # activations for which "use ReLU-family units" is no advice
 _RELU_LIKE = {"relu", "leaky_relu", "prelu", "elu", "gelu", "silu"}
 
 FIXES = {
     "vanishing": "use a non-saturating activation (ReLU family, ch. 03), an init that keeps the "
-                 "per-layer gain at 1 (Xavier for tanh, He for ReLU, ch. 04), normalization "
-                 "(ch. 05) or residual connections (ch. 07)",
-    "exploding": "lower the init gain (ch. 04), normalize (ch. 05) and clip the gradient norm "
-                 "(ch. 06)",
+    "per-layer gain at 1 (Xavier for tanh, He for ReLU, ch. 04), normalization "
+    "(ch. 05) or residual connections (ch. 07)",
+    "exploding": "lower the init gain (ch. 04), normalize (ch. 05) and clip the gradient norm (ch. 06)",
     "saturated": "keep pre-activations near 0: a smaller init scale or a zero-centred activation "
-                 "(ch. 04), normalization before the activation (ch. 05), or ReLU-family units "
-                 "(ch. 03)",
+    "(ch. 04), normalization before the activation (ch. 05), or ReLU-family units "
+    "(ch. 03)",
     "dead": "a smaller learning rate, a positive bias init, or Leaky ReLU / ELU (ch. 03)",
     "healthy": "nothing to fix in the gradient flow",
 }
 # the same advice for a model already built from ReLU-like units (no "use ReLU" there)
 FIXES_RELU_LIKE = {
     "vanishing": "an init that keeps the per-layer gain at 1 (He for ReLU, ch. 04), normalization "
-                 "(ch. 05) or residual connections (ch. 07)",
+    "(ch. 05) or residual connections (ch. 07)",
     "saturated": "keep pre-activations near 0: a smaller init scale (ch. 04) or normalization "
-                 "before the activation (ch. 05)",
+    "before the activation (ch. 05)",
 }
 
 
 def _check_stats(stats: object) -> list[LayerStats]:
     if isinstance(stats, (str, bytes)) or not hasattr(stats, "__len__"):
-        raise TypeError(f"stats must be a list of LayerStats (Probe.stats() or probes.measure), "
-                        f"got {type(stats).__name__}")
+        raise TypeError(
+            f"stats must be a list of LayerStats (Probe.stats() or probes.measure), "
+            f"got {type(stats).__name__}"
+        )
     stats = list(stats)
     bad = [type(s).__name__ for s in stats if not isinstance(s, LayerStats)]
     if bad:
@@ -74,6 +82,7 @@ def _check_stats(stats: object) -> list[LayerStats]:
 class Finding:
     """One diagnosis: its kind, the layer it is about (None: the whole model), the measured value
     that triggered it, a one-line message and the fix the course teaches."""
+
     kind: str
     layer: str | None
     value: float
@@ -104,25 +113,37 @@ def gradient_ratio(stats: Sequence[LayerStats], stat: str = "preact_grad_rms") -
     first, last = getattr(stats[0], stat), getattr(stats[-1], stat)
     for where, value, s in (("first", first, stats[0]), ("last", last, stats[-1])):
         if math.isinf(value):
-            raise ValueError(f"the {where} layer's {stat} is {value}: the gradient overflowed "
-                             f"(exploding, or a non-finite loss)")
+            raise ValueError(
+                f"the {where} layer's {stat} is {value}: the gradient overflowed "
+                f"(exploding, or a non-finite loss)"
+            )
         if math.isnan(value):
             if math.isfinite(s.act_mean) or math.isfinite(s.weight_grad_norm):
-                raise ValueError(f"the {where} layer's {stat} is NaN while other statistics were "
-                                 f"recorded: the pass produced NaN (check the input, the loss and "
-                                 f"the weights for NaN/inf), or no backward pass ran under the probe")
-            raise ValueError(f"{stat} was not recorded for the {where} layer ({where} = {value}): "
-                             f"run a forward and a backward pass under the probe first, with "
-                             f"finite inputs (a NaN input gives NaN everywhere)")
+                raise ValueError(
+                    f"the {where} layer's {stat} is NaN while other statistics were "
+                    f"recorded: the pass produced NaN (check the input, the loss and "
+                    f"the weights for NaN/inf), or no backward pass ran under the probe"
+                )
+            raise ValueError(
+                f"{stat} was not recorded for the {where} layer ({where} = {value}): "
+                f"run a forward and a backward pass under the probe first, with "
+                f"finite inputs (a NaN input gives NaN everywhere)"
+            )
     if last == 0:
         raise ValueError(f"the last layer's {stat} is 0: no gradient reached the output layer")
     return first / last
 
 
-def findings(stats: Sequence[LayerStats], *, stat: str = "preact_grad_rms",
-             vanishing: float = 1e-3, exploding: float = 1e3,
-             saturated: float | dict[str, float | None] = 0.5,
-             dead: Sequence[float] | None = None, dead_threshold: float = 0.1) -> list[Finding]:
+def findings(
+    stats: Sequence[LayerStats],
+    *,
+    stat: str = "preact_grad_rms",
+    vanishing: float = 1e-3,
+    exploding: float = 1e3,
+    saturated: float | dict[str, float | None] = 0.5,
+    dead: Sequence[float] | None = None,
+    dead_threshold: float = 0.1,
+) -> list[Finding]:
     """Turn per-layer probe statistics into findings; "healthy" when nothing is wrong.
 
     Args:
@@ -154,28 +175,34 @@ def findings(stats: Sequence[LayerStats], *, stat: str = "preact_grad_rms",
     if isinstance(saturated, dict):
         for family, value in saturated.items():
             if family not in thresholds:
-                raise ValueError(f"saturated: unknown activation family {family!r}; valid: "
-                                 f"{', '.join(thresholds)}")
-            thresholds[family] = (None if value is None else
-                                  _float_arg(f"saturated[{family!r}]", value, low=0.0, high=1.0))
+                raise ValueError(
+                    f"saturated: unknown activation family {family!r}; valid: {', '.join(thresholds)}"
+                )
+            thresholds[family] = (
+                None if value is None else _float_arg(f"saturated[{family!r}]", value, low=0.0, high=1.0)
+            )
         default = 0.5
     else:
         if isinstance(saturated, bool) or not isinstance(saturated, (int, float, np.integer, np.floating)):
-            raise TypeError(f"saturated must be a fraction or a dict of fractions, got "
-                            f"{type(saturated).__name__}")
+            raise TypeError(
+                f"saturated must be a fraction or a dict of fractions, got {type(saturated).__name__}"
+            )
         if not 0 <= saturated <= 1:
-            raise ValueError(f"saturated and dead_threshold are fractions in [0, 1], got "
-                             f"saturated={saturated}")
+            raise ValueError(
+                f"saturated and dead_threshold are fractions in [0, 1], got saturated={saturated}"
+            )
         default = float(saturated)
         thresholds = {k: (None if v is None else default) for k, v in thresholds.items()}
     dead_threshold = _float_arg("dead_threshold", dead_threshold)
     if not 0 <= dead_threshold <= 1:
-        raise ValueError(f"saturated and dead_threshold are fractions in [0, 1], got "
-                         f"dead_threshold={dead_threshold}")
+        raise ValueError(
+            f"saturated and dead_threshold are fractions in [0, 1], got dead_threshold={dead_threshold}"
+        )
     if dead is not None:
         if isinstance(dead, (str, bytes)) or not hasattr(dead, "__iter__"):
-            raise TypeError(f"dead must be a list of fractions (probes.dead_fraction), got "
-                            f"{type(dead).__name__}")
+            raise TypeError(
+                f"dead must be a list of fractions (probes.dead_fraction), got {type(dead).__name__}"
+            )
         dead = [_float_arg(f"dead[{i}]", f, low=0.0, high=1.0) for i, f in enumerate(dead)]
     ratio = gradient_ratio(stats, stat)
     n = len(stats)
@@ -185,30 +212,60 @@ def findings(stats: Sequence[LayerStats], *, stat: str = "preact_grad_rms",
     first = f"layer 1 ({stats[0].name})"
     out: list[Finding] = []
     if ratio < vanishing:
-        out.append(Finding("vanishing", stats[0].name, ratio,
-                           f"vanishing: {first} gets {ratio:.1e} of the output layer's gradient "
-                           f"({stat}, {n} layers)", fixes["vanishing"]))
+        out.append(
+            Finding(
+                "vanishing",
+                stats[0].name,
+                ratio,
+                f"vanishing: {first} gets {ratio:.1e} of the output layer's gradient ({stat}, {n} layers)",
+                fixes["vanishing"],
+            )
+        )
     elif ratio > exploding:
-        out.append(Finding("exploding", stats[0].name, ratio,
-                           f"exploding: {first} gets {ratio:.1e} times the output layer's "
-                           f"gradient ({stat}, {n} layers)", fixes["exploding"]))
+        out.append(
+            Finding(
+                "exploding",
+                stats[0].name,
+                ratio,
+                f"exploding: {first} gets {ratio:.1e} times the output layer's gradient ({stat}, {n} layers)",
+                fixes["exploding"],
+            )
+        )
     for i, s in enumerate(stats, start=1):
         limit = thresholds.get(s.activation, default) if s.activation is not None else default
         if limit is not None and math.isfinite(s.saturation) and s.saturation > limit:
             fix = FIXES_RELU_LIKE["saturated"] if s.activation in _RELU_LIKE else fixes["saturated"]
-            out.append(Finding("saturated", s.name, s.saturation,
-                               f"saturated: layer {i} ({s.name}) has {s.saturation:.0%} of its "
-                               f"units at a slope below 5% of the activation's maximum",
-                               fix))
+            out.append(
+                Finding(
+                    "saturated",
+                    s.name,
+                    s.saturation,
+                    f"saturated: layer {i} ({s.name}) has {s.saturation:.0%} of its "
+                    f"units at a slope below 5% of the activation's maximum",
+                    fix,
+                )
+            )
     for i, frac in enumerate(dead or [], start=1):
         if frac > dead_threshold:
-            out.append(Finding("dead", f"activation {i}", frac,
-                               f"dead units: activation {i} has {frac:.0%} of its units silent "
-                               f"on every input", fixes["dead"]))
+            out.append(
+                Finding(
+                    "dead",
+                    f"activation {i}",
+                    frac,
+                    f"dead units: activation {i} has {frac:.0%} of its units silent on every input",
+                    fixes["dead"],
+                )
+            )
     if not out:
-        out.append(Finding("healthy", None, ratio,
-                           f"healthy: {first} gets {ratio:.1e} of the output layer's gradient, "
-                           f"no saturated layer", fixes["healthy"]))
+        out.append(
+            Finding(
+                "healthy",
+                None,
+                ratio,
+                f"healthy: {first} gets {ratio:.1e} of the output layer's gradient, no saturated layer",
+                fixes["healthy"],
+            )
+        )
     return out
 
 
@@ -243,8 +300,7 @@ def activation_values(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
         values.append(out.detach().clone())
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if activations.name_of(m) is not None]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if activations.name_of(m) is not None]
     if not handles:
         raise ValueError("activation_values found no activation module (sigmoid, tanh, relu, ...)")
     was_training = model.training

@@ -19,7 +19,7 @@ Variances, for a weight of shape (fan_out, fan_in)::
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -117,14 +117,25 @@ SCHEMES: dict[str, Callable[..., None]] = {
     "default": _default,
 }
 # Short names used across the course.
-ALIASES = {"xavier": "xavier_normal", "glorot": "xavier_normal", "he": "kaiming_normal",
-           "kaiming": "kaiming_normal"}
+ALIASES = {
+    "xavier": "xavier_normal",
+    "glorot": "xavier_normal",
+    "he": "kaiming_normal",
+    "kaiming": "kaiming_normal",
+}
 
 # The options each scheme takes (anything else is a typo, refused rather than silently ignored).
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "zeros": (), "constant": ("value",), "normal": ("std",), "xavier_uniform": (),
-    "xavier_normal": (), "kaiming_normal": ("mode",), "kaiming_uniform": ("mode",), "lecun": (),
-    "orthogonal": (), "default": (),
+    "zeros": (),
+    "constant": ("value",),
+    "normal": ("std",),
+    "xavier_uniform": (),
+    "xavier_normal": (),
+    "kaiming_normal": ("mode",),
+    "kaiming_uniform": ("mode",),
+    "lecun": (),
+    "orthogonal": (),
+    "default": (),
 }
 
 # Gains that make a scheme fit an activation (torch.nn.init.calculate_gain's values).
@@ -138,8 +149,10 @@ def resolve(scheme: str) -> str:
         scheme: a name from ``SCHEMES`` or ``ALIASES``.
     """
     if not isinstance(scheme, str):
-        raise _args.ArgumentTypeError(f"scheme must be a name (str) from {', '.join(list(SCHEMES) + list(ALIASES))}; "
-                        f"got {type(scheme).__name__} {scheme!r}")
+        raise _args.ArgumentTypeError(
+            f"scheme must be a name (str) from {', '.join(list(SCHEMES) + list(ALIASES))}; "
+            f"got {type(scheme).__name__} {scheme!r}"
+        )
     name = ALIASES.get(scheme, scheme)
     if name not in SCHEMES:
         valid = ", ".join(list(SCHEMES) + list(ALIASES))
@@ -147,8 +160,9 @@ def resolve(scheme: str) -> str:
     return name
 
 
-def init_weight_(weight: torch.Tensor, scheme: str, *, gain: float | None = None,
-                 **options: float | str) -> torch.Tensor:
+def init_weight_(
+    weight: torch.Tensor, scheme: str, *, gain: float | None = None, **options: float | str
+) -> torch.Tensor:
     """Fill one weight tensor with a named scheme and return it.
 
     Args:
@@ -174,8 +188,9 @@ def _scheme_options(name: str, options: dict[str, object]) -> dict[str, object]:
     unknown = sorted(set(options) - set(OPTIONS[name]))
     if unknown:
         allowed = ", ".join(OPTIONS[name]) or "none"
-        raise _args.ArgumentTypeError(f"init scheme {name!r} takes no option {', '.join(map(repr, unknown))}; "
-                        f"its options: {allowed}")
+        raise _args.ArgumentTypeError(
+            f"init scheme {name!r} takes no option {', '.join(map(repr, unknown))}; its options: {allowed}"
+        )
     checked = dict(options)
     if "std" in options:
         checked["std"] = _args.real("std", options["std"], minimum=0.0)
@@ -193,12 +208,16 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         model: any module.
     """
     _args.module("model", model)
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    ]
 
 
-def apply_init(model: nn.Module, scheme: str, *, gain: float | None = None, bias: float = 0.0,
-               **options: float | str) -> nn.Module:
+def apply_init(
+    model: nn.Module, scheme: str, *, gain: float | None = None, bias: float = 0.0, **options: float | str
+) -> nn.Module:
     """Initialise every Linear/Conv layer of ``model`` with ``scheme``; biases set to ``bias``.
 
     ``scheme="default"`` re-draws PyTorch's own init for the weights (biases still set to

@@ -16,8 +16,9 @@ from . import _args
 from .core import to_model_device
 
 
-def random_matrices(depth: int, width: int, *, scale: float = 1.0, kind: str = "gaussian",
-                    seed: int = 0) -> list[torch.Tensor]:
+def random_matrices(
+    depth: int, width: int, *, scale: float = 1.0, kind: str = "gaussian", seed: int = 0
+) -> list[torch.Tensor]:
     """``depth`` random (width, width) float64 matrices with E[||W v||^2] = scale^2 ||v||^2.
 
     Args:
@@ -106,5 +107,7 @@ def _check_chain(matrices: list[torch.Tensor]) -> None:
         if m.dim() != 2:
             raise ValueError(f"matrices[{i}] must be 2-D, got shape {tuple(m.shape)}")
         if i and m.shape[1] != matrices[i - 1].shape[0]:
-            raise ValueError(f"matrices[{i}] of shape {tuple(m.shape)} cannot follow matrices[{i - 1}] "
-                             f"of shape {tuple(matrices[i - 1].shape)}: columns must equal the rows before")
+            raise ValueError(
+                f"matrices[{i}] of shape {tuple(m.shape)} cannot follow matrices[{i - 1}] "
+                f"of shape {tuple(matrices[i - 1].shape)}: columns must equal the rows before"
+            )

@@ -23,8 +23,16 @@ class Dense(nn.Module):
     With ``residual=True`` the layer returns x + act(norm(z)) (needs fan_in == fan_out).
     """
 
-    def __init__(self, fan_in: int, fan_out: int, *, activation: str, norm: str | None,
-                 residual: bool, bias: bool = True):
+    def __init__(
+        self,
+        fan_in: int,
+        fan_out: int,
+        *,
+        activation: str,
+        norm: str | None,
+        residual: bool,
+        bias: bool = True,
+    ):
         super().__init__()
         if residual and fan_in != fan_out:
             raise ValueError(f"a residual layer needs fan_in == fan_out, got {fan_in} and {fan_out}")
@@ -45,31 +53,61 @@ class MLP(nn.Module):
     address: ``model.hidden[0].linear`` is the first layer.
     """
 
-    def __init__(self, depth: int, width: int, *, in_features: int, out_features: int,
-                 activation: str, norm: str | None, residual: bool, bias: bool = True):
+    def __init__(
+        self,
+        depth: int,
+        width: int,
+        *,
+        in_features: int,
+        out_features: int,
+        activation: str,
+        norm: str | None,
+        residual: bool,
+        bias: bool = True,
+    ):
         super().__init__()
         self.in_features = in_features
         self.hidden = nn.ModuleList(
-            Dense(in_features if i == 0 else width, width, activation=activation, norm=norm,
-                  # the first layer changes width, so it cannot carry an identity shortcut
-                  residual=residual and i > 0, bias=bias)
-            for i in range(depth))
+            Dense(
+                in_features if i == 0 else width,
+                width,
+                activation=activation,
+                norm=norm,
+                # the first layer changes width, so it cannot carry an identity shortcut
+                residual=residual and i > 0,
+                bias=bias,
+            )
+            for i in range(depth)
+        )
         self.head = nn.Linear(width, out_features, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, in_features)
         if x.dim() < 2 or x.shape[-1] != self.in_features:
-            raise ValueError(f"this MLP takes inputs of width {self.in_features} (shape (batch, "
-                             f"{self.in_features})), got shape {tuple(x.shape)} of width "
-                             f"{x.shape[-1] if x.dim() else 'none'}")
+            raise ValueError(
+                f"this MLP takes inputs of width {self.in_features} (shape (batch, "
+                f"{self.in_features})), got shape {tuple(x.shape)} of width "
+                f"{x.shape[-1] if x.dim() else 'none'}"
+            )
         for layer in self.hidden:
             x = layer(x)
         return self.head(x)  # (batch, out_features)
 
 
-def mlp(depth: int, width: int, *, in_features: int = 64, out_features: int = 10,
-        activation: str = "relu", init: str = "default", gain: float | None = None,
-        norm: str | None = None, residual: bool = False, bias: bool = True,
-        bias_init: float = 0.0, **init_options: float | str) -> MLP:
+def mlp(
+    depth: int,
+    width: int,
+    *,
+    in_features: int = 64,
+    out_features: int = 10,
+    activation: str = "relu",
+    init: str = "default",
+    gain: float | None = None,
+    norm: str | None = None,
+    residual: bool = False,
+    bias: bool = True,
+    bias_init: float = 0.0,
+    **init_options: float | str,
+) -> MLP:
     """A multilayer perceptron with ``depth`` hidden layers, initialised with a named scheme.
 
     The defaults fit the digits data set (64 inputs, 10 classes).
@@ -94,7 +132,9 @@ def mlp(depth: int, width: int, *, in_features: int = 64, out_features: int = 10
     in_features = _positive_int("in_features", in_features)
     out_features = _positive_int("out_features", out_features)
     if not isinstance(bias, bool):
-        raise _args.ArgumentTypeError(f"bias is a flag (True/False), got {bias!r}; the starting value is bias_init")
+        raise _args.ArgumentTypeError(
+            f"bias is a flag (True/False), got {bias!r}; the starting value is bias_init"
+        )
     residual = _args.flag("residual", residual)
     bias_init = _args.real("bias_init", bias_init)
     if gain is not None:
@@ -102,10 +142,20 @@ def mlp(depth: int, width: int, *, in_features: int = 64, out_features: int = 10
     activations.get(activation)  # validates the name with a helpful message
     if norm is not None:
         if not isinstance(norm, str):
-            raise _args.ArgumentTypeError(f"norm must be None or a name (str), got {type(norm).__name__} {norm!r}")
+            raise _args.ArgumentTypeError(
+                f"norm must be None or a name (str), got {type(norm).__name__} {norm!r}"
+            )
         norms.get(norm, 1)
-    model = MLP(depth, width, in_features=in_features, out_features=out_features,
-                activation=activation, norm=norm, residual=residual, bias=bias)
+    model = MLP(
+        depth,
+        width,
+        in_features=in_features,
+        out_features=out_features,
+        activation=activation,
+        norm=norm,
+        residual=residual,
+        bias=bias,
+    )
     apply_init(model, init, gain=gain, bias=bias_init, **init_options)
     return model
 
@@ -118,6 +168,7 @@ PLACEMENTS = ("branch", "pre", "post")
 def _as_int(value: object) -> object:
     """NumPy integers as Python ints (anything else unchanged, for ``_positive_int`` to judge)."""
     import numbers
+
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     return value
@@ -138,9 +189,18 @@ class ResidualBlock(nn.Module):
     ``residual=False`` the shortcut is dropped: the same layers as a plain block.
     """
 
-    def __init__(self, width: int, *, activation: str = "relu", norm: str | None = None,
-                 placement: str = "branch", branch_scale: bool = False, residual: bool = True,
-                 final_activation: str | None = None, bias: bool = True):
+    def __init__(
+        self,
+        width: int,
+        *,
+        activation: str = "relu",
+        norm: str | None = None,
+        placement: str = "branch",
+        branch_scale: bool = False,
+        residual: bool = True,
+        final_activation: str | None = None,
+        bias: bool = True,
+    ):
         super().__init__()
         self.linear1 = nn.Linear(width, width, bias=bias)
         self.act = activations.get(activation)
@@ -173,20 +233,28 @@ class ResidualMLP(nn.Module):
     of Veit et al. 2016. ``states(x)`` returns the input of every block and the last block's output.
     """
 
-    def __init__(self, blocks: int, width: int, *, in_features: int, out_features: int,
-                 bias: bool = True, **block_options: object):
+    def __init__(
+        self,
+        blocks: int,
+        width: int,
+        *,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        **block_options: object,
+    ):
         super().__init__()
         self.in_features = in_features
         self.stem = nn.Linear(in_features, width, bias=bias) if in_features != width else nn.Identity()
-        self.blocks = nn.ModuleList(ResidualBlock(width, bias=bias, **block_options)
-                                    for _ in range(blocks))
+        self.blocks = nn.ModuleList(ResidualBlock(width, bias=bias, **block_options) for _ in range(blocks))
         self.head = nn.Linear(width, out_features, bias=bias)
 
     def states(self, x: torch.Tensor, skip: tuple[int, ...] | list[int] = ()) -> list[torch.Tensor]:
         """[x_0, x_1, ..., x_L]: x_0 enters block 1, x_L leaves block L (each (batch, width))."""
         if x.dim() != 2 or x.shape[-1] != self.in_features:
-            raise ValueError(f"this network takes inputs of shape (batch, {self.in_features}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"this network takes inputs of shape (batch, {self.in_features}), got {tuple(x.shape)}"
+            )
         xs = [self.stem(x)]
         for i, block in enumerate(self.blocks):
             xs.append(xs[-1] if i in skip else block(xs[-1]))
@@ -196,8 +264,15 @@ class ResidualMLP(nn.Module):
         return self.head(self.states(x, skip)[-1])  # (batch, out_features)
 
 
-def init_residual_(model: nn.Module, scheme: str = "kaiming_normal", *, gain: float | None = None,
-                   zero_last: bool = False, bias: float = 0.0, **options: float | str) -> nn.Module:
+def init_residual_(
+    model: nn.Module,
+    scheme: str = "kaiming_normal",
+    *,
+    gain: float | None = None,
+    zero_last: bool = False,
+    bias: float = 0.0,
+    **options: float | str,
+) -> nn.Module:
     """Initialise a residual network: every Linear with ``scheme``, then, with ``zero_last``, the
     last Linear of every branch set to zero (Fixup-style, Zhang et al. 2019), so that each block
     starts as the identity.
@@ -217,7 +292,7 @@ def init_residual_(model: nn.Module, scheme: str = "kaiming_normal", *, gain: fl
         raise TypeError(f"zero_last must be True or False, got {zero_last!r}")
     apply_init(model, scheme, gain=gain, bias=bias, **options)
     if zero_last:
-        for name, module in model.named_modules():
+        for _name, module in model.named_modules():
             if isinstance(module, ResidualBlock):
                 with torch.no_grad():
                     module.linear2.weight.zero_()
@@ -226,12 +301,24 @@ def init_residual_(model: nn.Module, scheme: str = "kaiming_normal", *, gain: fl
     return model
 
 
-def residual_mlp(blocks: int, width: int, *, in_features: int = 64, out_features: int = 10,
-                 activation: str = "relu", norm: str | None = None, placement: str = "branch",
-                 branch_scale: bool = False, residual: bool = True,
-                 final_activation: str | None = None, init: str = "kaiming_normal",
-                 gain: float | None = None, zero_last: bool = False, bias: bool = True,
-                 **init_options: float | str) -> ResidualMLP:
+def residual_mlp(
+    blocks: int,
+    width: int,
+    *,
+    in_features: int = 64,
+    out_features: int = 10,
+    activation: str = "relu",
+    norm: str | None = None,
+    placement: str = "branch",
+    branch_scale: bool = False,
+    residual: bool = True,
+    final_activation: str | None = None,
+    init: str = "kaiming_normal",
+    gain: float | None = None,
+    zero_last: bool = False,
+    bias: bool = True,
+    **init_options: float | str,
+) -> ResidualMLP:
     """A residual MLP: stem, ``blocks`` two-layer residual blocks of equal ``width``, a head.
 
     The defaults fit the digits data set. The source's 20-block net is
@@ -255,11 +342,20 @@ def residual_mlp(blocks: int, width: int, *, in_features: int = 64, out_features
         init_options: passed to the scheme.
     """
     blocks, width, in_features, out_features = (
-        _positive_int(name, _as_int(value)) for name, value in (
-            ("blocks", blocks), ("width", width), ("in_features", in_features),
-            ("out_features", out_features)))
-    for name, flag in (("branch_scale", branch_scale), ("residual", residual), ("bias", bias),
-                       ("zero_last", zero_last)):
+        _positive_int(name, _as_int(value))
+        for name, value in (
+            ("blocks", blocks),
+            ("width", width),
+            ("in_features", in_features),
+            ("out_features", out_features),
+        )
+    )
+    for name, flag in (
+        ("branch_scale", branch_scale),
+        ("residual", residual),
+        ("bias", bias),
+        ("zero_last", zero_last),
+    ):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     if placement not in PLACEMENTS:
@@ -269,11 +365,21 @@ def residual_mlp(blocks: int, width: int, *, in_features: int = 64, out_features
         activations.get(final_activation)
     if norm is not None:
         norms.get(norm, 1)
-    model = ResidualMLP(blocks, width, in_features=in_features, out_features=out_features, bias=bias,
-                        activation=activation, norm=norm, placement=placement,
-                        branch_scale=branch_scale, residual=residual,
-                        final_activation=final_activation)
+    model = ResidualMLP(
+        blocks,
+        width,
+        in_features=in_features,
+        out_features=out_features,
+        bias=bias,
+        activation=activation,
+        norm=norm,
+        placement=placement,
+        branch_scale=branch_scale,
+        residual=residual,
+        final_activation=final_activation,
+    )
     return init_residual_(model, init, gain=gain, zero_last=zero_last, **init_options)
+
 
 # ---------------------------------------------------------------------------------------------
 # Sequence models (chapter 08): one recurrent layer over a sequence and a linear readout.
@@ -281,6 +387,7 @@ def residual_mlp(blocks: int, width: int, *, in_features: int = 64, out_features
 
 import math  # noqa: E402  (the sequence-model section is self-contained)
 import numbers  # noqa: E402
+
 
 def _seq_int(name: str, value: object) -> int:
     """A positive int; NumPy integers (from a sweep) are accepted."""
@@ -316,8 +423,10 @@ class SequenceModel(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(f"this sequence model takes inputs of shape (batch, length, "
-                             f"{self.input_size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"this sequence model takes inputs of shape (batch, length, "
+                f"{self.input_size}), got {tuple(x.shape)}"
+            )
 
     def forward_all(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
@@ -339,9 +448,17 @@ def _gate_slice(cell: str, gate: str, hidden_size: int) -> slice:
     return slice(k * hidden_size, (k + 1) * hidden_size)
 
 
-def sequence_model(cell: str = "rnn_tanh", *, input_size: int = 2, hidden_size: int = 32,
-                   out_features: int = 1, init: str = "default", recurrent_gain: float = 1.0,
-                   forget_bias: float | None = None, input_std: float | None = None) -> SequenceModel:
+def sequence_model(
+    cell: str = "rnn_tanh",
+    *,
+    input_size: int = 2,
+    hidden_size: int = 32,
+    out_features: int = 1,
+    init: str = "default",
+    recurrent_gain: float = 1.0,
+    forget_bias: float | None = None,
+    input_std: float | None = None,
+) -> SequenceModel:
     """A one-layer recurrent model with a linear readout, initialised in one explicit loop.
 
     The loop walks ``model.rnn.named_parameters()`` (``weight_ih_l0``, ``weight_hh_l0``,
@@ -379,14 +496,20 @@ def sequence_model(cell: str = "rnn_tanh", *, input_size: int = 2, hidden_size: 
     out_features = _seq_int("out_features", out_features)
     if not isinstance(init, str) or init not in RECURRENT_INITS:
         raise ValueError(f"unknown recurrent init {init!r}; valid: {', '.join(RECURRENT_INITS)}")
-    if isinstance(recurrent_gain, bool) or not isinstance(recurrent_gain, numbers.Real) \
-            or not recurrent_gain > 0:
+    if (
+        isinstance(recurrent_gain, bool)
+        or not isinstance(recurrent_gain, numbers.Real)
+        or not recurrent_gain > 0
+    ):
         raise ValueError(f"recurrent_gain must be a number > 0, got {recurrent_gain!r}")
     if forget_bias is not None:
         if cell != "lstm":
             raise ValueError(f"forget_bias applies to cell='lstm' only, got cell={cell!r}")
-        if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real) \
-                or not math.isfinite(forget_bias):
+        if (
+            isinstance(forget_bias, bool)
+            or not isinstance(forget_bias, numbers.Real)
+            or not math.isfinite(forget_bias)
+        ):
             raise TypeError(f"forget_bias must be a finite number or None, got {forget_bias!r}")
     if input_std is not None:
         if init != "identity":
@@ -395,8 +518,7 @@ def sequence_model(cell: str = "rnn_tanh", *, input_size: int = 2, hidden_size: 
             raise ValueError(f"input_std must be a number >= 0, got {input_std!r}")
     std_in = 0.001 if input_std is None else float(input_std)
 
-    model = SequenceModel(cell, input_size=input_size, hidden_size=hidden_size,
-                          out_features=out_features)
+    model = SequenceModel(cell, input_size=input_size, hidden_size=hidden_size, out_features=out_features)
     H = hidden_size
     with torch.no_grad():
         for name, param in model.rnn.named_parameters():
@@ -411,7 +533,7 @@ def sequence_model(cell: str = "rnn_tanh", *, input_size: int = 2, hidden_size: 
                         nn.init.xavier_uniform_(param)
                 else:  # weight_hh: one H x H block per gate
                     for g in range(param.shape[0] // H):
-                        block = param[g * H:(g + 1) * H]
+                        block = param[g * H : (g + 1) * H]
                         if init == "identity":
                             block.copy_(torch.eye(H))
                         elif init == "orthogonal":

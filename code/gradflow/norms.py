@@ -17,9 +17,8 @@ Every layer here computes the same three steps (statistics, normalize, then scal
 
 from __future__ import annotations
 
-import math
 import numbers
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -49,10 +48,14 @@ def _shape(normalized_shape: int | Sequence[int]) -> tuple[int, ...]:
     if isinstance(normalized_shape, (str, bytes)):
         raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}")
     try:
-        shape = tuple(_check_pos_int("normalized_shape", int(s) if isinstance(s, np.integer) else s)
-                      for s in normalized_shape)
+        shape = tuple(
+            _check_pos_int("normalized_shape", int(s) if isinstance(s, np.integer) else s)
+            for s in normalized_shape
+        )
     except TypeError:
-        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}")
+        raise TypeError(
+            f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}"
+        ) from None
     if not shape:
         raise ValueError("normalized_shape must not be empty")
     return shape
@@ -89,13 +92,20 @@ class BatchNorm(nn.Module):
             eval mode too.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
         super().__init__()
         self.num_features = _check_pos_int("num_features", num_features)
         self.eps = _check_eps(eps)
-        if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
-                                     or not 0 <= momentum <= 1):
+        if momentum is not None and (
+            isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1
+        ):
             raise ValueError(f"momentum must be a number in [0, 1] or None, got {momentum!r}")
         self.momentum = None if momentum is None else float(momentum)
         self.affine = bool(affine)
@@ -110,22 +120,25 @@ class BatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, ...)
         if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm({self.num_features}) takes (N, {self.num_features}, ...) "
-                             f"inputs, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"BatchNorm({self.num_features}) takes (N, {self.num_features}, ...) "
+                f"inputs, got shape {tuple(x.shape)}"
+            )
         axes = [0] + list(range(2, x.dim()))  # everything but the channel axis
         shape = [1, -1] + [1] * (x.dim() - 2)  # broadcast a (C,) vector over x
         n = x.numel() // self.num_features  # values per channel
         if self.training or not self.track_running_stats:
             if self.training and n < 2:
-                raise ValueError(f"BatchNorm in training mode needs more than 1 value per channel, "
-                                 f"got input shape {tuple(x.shape)}")
+                raise ValueError(
+                    f"BatchNorm in training mode needs more than 1 value per channel, "
+                    f"got input shape {tuple(x.shape)}"
+                )
             mean = x.mean(dim=axes)  # (C,)
             var = (x - mean.view(shape)).pow(2).mean(dim=axes)  # biased: divide by n
             if self.training and self.track_running_stats:
                 with torch.no_grad():
                     self.num_batches_tracked.add_(1)
-                    m = (1.0 / self.num_batches_tracked.item() if self.momentum is None
-                         else self.momentum)
+                    m = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
                     unbiased = var * n / (n - 1)
                     self.running_mean.mul_(1 - m).add_(m * mean)
                     self.running_var.mul_(1 - m).add_(m * unbiased)
@@ -152,8 +165,9 @@ class LayerNorm(nn.Module):
         elementwise_affine: learn ``weight`` (starts at 1) and ``bias`` (starts at 0) of that shape.
     """
 
-    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
-                 elementwise_affine: bool = True):
+    def __init__(
+        self, normalized_shape: int | Sequence[int], eps: float = 1e-5, elementwise_affine: bool = True
+    ):
         super().__init__()
         self.normalized_shape = _shape(normalized_shape)
         self.eps = _check_eps(eps)
@@ -165,8 +179,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = len(self.normalized_shape)
         if tuple(x.shape[-k:]) != self.normalized_shape:
-            raise ValueError(f"LayerNorm{self.normalized_shape} needs inputs ending in that shape, "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"LayerNorm{self.normalized_shape} needs inputs ending in that shape, got {tuple(x.shape)}"
+            )
         axes = tuple(range(-k, 0))
         mean = x.mean(dim=axes, keepdim=True)
         var = (x - mean).pow(2).mean(dim=axes, keepdim=True)
@@ -200,8 +215,10 @@ class InstanceNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, L) or (N, C, H, W)
         if x.dim() < 3 or x.shape[1] != self.num_features:
-            raise ValueError(f"InstanceNorm({self.num_features}) takes (N, {self.num_features}, "
-                             f"spatial...) inputs, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"InstanceNorm({self.num_features}) takes (N, {self.num_features}, "
+                f"spatial...) inputs, got shape {tuple(x.shape)}"
+            )
         axes = tuple(range(2, x.dim()))
         mean = x.mean(dim=axes, keepdim=True)
         var = (x - mean).pow(2).mean(dim=axes, keepdim=True)
@@ -240,8 +257,10 @@ class GroupNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, ...)
         if x.dim() < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) takes "
-                             f"(N, {self.num_channels}, ...) inputs, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"GroupNorm({self.num_groups}, {self.num_channels}) takes "
+                f"(N, {self.num_channels}, ...) inputs, got shape {tuple(x.shape)}"
+            )
         g = x.reshape(x.shape[0], self.num_groups, -1)  # (N, G, C/G * spatial)
         mean = g.mean(dim=2, keepdim=True)
         var = (g - mean).pow(2).mean(dim=2, keepdim=True)
@@ -264,8 +283,9 @@ class RMSNorm(nn.Module):
         elementwise_affine: learn ``weight`` (starts at 1).
     """
 
-    def __init__(self, normalized_shape: int | Sequence[int], eps: float | None = None,
-                 elementwise_affine: bool = True):
+    def __init__(
+        self, normalized_shape: int | Sequence[int], eps: float | None = None, elementwise_affine: bool = True
+    ):
         super().__init__()
         self.normalized_shape = _shape(normalized_shape)
         self.eps = _check_eps(eps, allow_none=True)
@@ -276,8 +296,9 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = len(self.normalized_shape)
         if tuple(x.shape[-k:]) != self.normalized_shape:
-            raise ValueError(f"RMSNorm{self.normalized_shape} needs inputs ending in that shape, "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"RMSNorm{self.normalized_shape} needs inputs ending in that shape, got {tuple(x.shape)}"
+            )
         eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
         ms = x.pow(2).mean(dim=tuple(range(-k, 0)), keepdim=True)
         y = x * torch.rsqrt(ms + eps)
@@ -346,15 +367,18 @@ AXES_LAYERS = ("BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm", "RMSNorm")
 
 
 def _layer_for(name: str, channels: int, spatial: int, groups: int) -> nn.Module:
-    return {"BatchNorm": lambda: BatchNorm(channels),
-            "LayerNorm": lambda: LayerNorm((channels, spatial)),
-            "InstanceNorm": lambda: InstanceNorm(channels),
-            "GroupNorm": lambda: GroupNorm(groups, channels),
-            "RMSNorm": lambda: RMSNorm((channels, spatial))}[name]()
+    return {
+        "BatchNorm": lambda: BatchNorm(channels),
+        "LayerNorm": lambda: LayerNorm((channels, spatial)),
+        "InstanceNorm": lambda: InstanceNorm(channels),
+        "GroupNorm": lambda: GroupNorm(groups, channels),
+        "RMSNorm": lambda: RMSNorm((channels, spatial)),
+    }[name]()
 
 
-def normalization_groups(name: str, *, batch: int = 4, channels: int = 6, spatial: int = 3,
-                         groups: int = 2, seed: int = 0) -> np.ndarray:
+def normalization_groups(
+    name: str, *, batch: int = 4, channels: int = 6, spatial: int = 3, groups: int = 2, seed: int = 0
+) -> np.ndarray:
     """Which entries of an (N, C, S) input a layer normalizes together, measured from its Jacobian.
 
     Two entries share a group when the output at one depends on the input at the other (a nonzero
@@ -375,8 +399,9 @@ def normalization_groups(name: str, *, batch: int = 4, channels: int = 6, spatia
     """
     if name not in AXES_LAYERS:
         raise ValueError(f"unknown layer {name!r}; valid: {', '.join(AXES_LAYERS)}")
-    batch, channels, spatial = (_check_pos_int(n, v) for n, v in
-                                (("batch", batch), ("channels", channels), ("spatial", spatial)))
+    batch, channels, spatial = (
+        _check_pos_int(n, v) for n, v in (("batch", batch), ("channels", channels), ("spatial", spatial))
+    )
     if batch < 2 or spatial < 2:
         raise ValueError(f"batch and spatial must be >= 2, got {batch} and {spatial}")
     layer = _layer_for(name, channels, spatial, _check_pos_int("groups", groups)).double().train()
@@ -391,8 +416,9 @@ def normalization_groups(name: str, *, batch: int = 4, channels: int = 6, spatia
     return ids.reshape(batch, channels, spatial)
 
 
-def draw_norm_axes(batch: int = 4, channels: int = 6, spatial: int = 3, groups: int = 2,
-                   seed: int = 0) -> plt.Figure:
+def draw_norm_axes(
+    batch: int = 4, channels: int = 6, spatial: int = 3, groups: int = 2, seed: int = 0
+) -> plt.Figure:
     """One panel per layer: an (N, C, S) input drawn as N rows of C blocks of S cells, coloured by
     the group ``normalization_groups`` measured (one colour = one mean and variance).
 
@@ -411,8 +437,9 @@ def draw_norm_axes(batch: int = 4, channels: int = 6, spatial: int = 3, groups: 
 
     cmap = ListedColormap(list(plt.get_cmap("tab20").colors) + list(plt.get_cmap("tab20b").colors))
     for ax, name in zip(axes, AXES_LAYERS):
-        ids = normalization_groups(name, batch=batch, channels=channels, spatial=spatial,
-                                   groups=groups, seed=seed)
+        ids = normalization_groups(
+            name, batch=batch, channels=channels, spatial=spatial, groups=groups, seed=seed
+        )
         img = ids.reshape(batch, channels * spatial)
         ax.imshow(img % 40, cmap=cmap, vmin=0, vmax=39, aspect="auto", interpolation="nearest")
         for c in range(1, channels):
@@ -421,8 +448,11 @@ def draw_norm_axes(batch: int = 4, channels: int = 6, spatial: int = 3, groups: 
             ax.axhline(n - 0.5, color="white", lw=0.5)
         size = int((ids == 0).sum())
         ax.set_title(f"{name}\n{ids.max() + 1} groups of {size}", fontsize=10)
-        ax.set_xticks([c * spatial + (spatial - 1) / 2 for c in range(channels)],
-                      [f"C{c + 1}" for c in range(channels)], fontsize=7)
+        ax.set_xticks(
+            [c * spatial + (spatial - 1) / 2 for c in range(channels)],
+            [f"C{c + 1}" for c in range(channels)],
+            fontsize=7,
+        )
         ax.set_yticks(range(batch), [f"n{n + 1}" for n in range(batch)], fontsize=7)
         ax.set_xlabel(f"channel (each with {spatial} positions)")
         ax.grid(False)
@@ -433,9 +463,17 @@ def draw_norm_axes(batch: int = 4, channels: int = 6, spatial: int = 3, groups: 
 
 # -- gradient flow with and without a norm, and its explorer ---------------------------------------
 
-def norm_gradient_profile(depth: int = 20, activation: str = "sigmoid", norm: str | None = "batch",
-                          *, init: str = "default", width: int = 64, batch_size: int = 64,
-                          seed: int = 0) -> list[float]:
+
+def norm_gradient_profile(
+    depth: int = 20,
+    activation: str = "sigmoid",
+    norm: str | None = "batch",
+    *,
+    init: str = "default",
+    width: int = 64,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> list[float]:
     """RMS of dL/dz (z = the Linear output, before the norm) at each hidden layer, input side
     first, of a fresh ``models.mlp`` at initialisation in training mode, on one batch of random
     inputs with random labels (10 classes).
@@ -453,20 +491,31 @@ def norm_gradient_profile(depth: int = 20, activation: str = "sigmoid", norm: st
     from .models import mlp
     from .probes import measure
 
-    depth, width, batch_size = (_check_pos_int(n, v) for n, v in
-                                (("depth", depth), ("width", width), ("batch_size", batch_size)))
+    depth, width, batch_size = (
+        _check_pos_int(n, v) for n, v in (("depth", depth), ("width", width), ("batch_size", batch_size))
+    )
     if norm == "batch" and batch_size < 2:
         raise ValueError("batch_size must be >= 2 with BatchNorm in training mode")
     torch.manual_seed(int(seed))
-    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
-                init=init, norm=norm).to("cpu").train()
+    model = (
+        mlp(depth, width, in_features=width, out_features=10, activation=activation, init=init, norm=norm)
+        .to("cpu")
+        .train()
+    )
     x, y = random_classification(batch_size, width, 10, seed=int(seed))
     return [s.preact_grad_rms for s in measure(model, x, y, activations=False)][:depth]
 
 
-def draw_norm_flow(depth: int = 20, activation: str = "sigmoid", norm: str = "batch",
-                   init: str = "default", width: int = 64, batch_size: int = 64, seed: int = 0,
-                   ax: plt.Axes | None = None) -> plt.Axes:
+def draw_norm_flow(
+    depth: int = 20,
+    activation: str = "sigmoid",
+    norm: str = "batch",
+    init: str = "default",
+    width: int = 64,
+    batch_size: int = 64,
+    seed: int = 0,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
     """Per-layer gradient RMS at initialisation with ``norm`` and without it (same weights' scheme,
     same batch), on a log scale.
 
@@ -488,14 +537,24 @@ def draw_norm_flow(depth: int = 20, activation: str = "sigmoid", norm: str = "ba
     with_norm = norm_gradient_profile(depth, activation, norm, **kw)
     without = norm_gradient_profile(depth, activation, None, **kw)
     r_with, r_without = with_norm[0] / with_norm[-1], without[0] / without[-1]
-    return layer_profile({f"{activation} + {norm}norm (layer 1 / layer {depth}: {r_with:.1e})": with_norm,
-                          f"{activation}, no norm (layer 1 / layer {depth}: {r_without:.1e})": without},
-                         ax=ax, ylabel="RMS of dL/dz (Linear output)",
-                         title=f"{depth} layers of width {width}, {init} init, batch {batch_size}")
+    return layer_profile(
+        {
+            f"{activation} + {norm}norm (layer 1 / layer {depth}: {r_with:.1e})": with_norm,
+            f"{activation}, no norm (layer 1 / layer {depth}: {r_without:.1e})": without,
+        },
+        ax=ax,
+        ylabel="RMS of dL/dz (Linear output)",
+        title=f"{depth} layers of width {width}, {init} init, batch {batch_size}",
+    )
 
 
-def norm_flow_explorer(depth: int = 20, activation: str = "sigmoid", norm: str = "batch",
-                       init: str = "default", batch_size: int = 64) -> None:
+def norm_flow_explorer(
+    depth: int = 20,
+    activation: str = "sigmoid",
+    norm: str = "batch",
+    init: str = "default",
+    batch_size: int = 64,
+) -> None:
     """Sliders and drop-downs over ``draw_norm_flow``: depth, activation, norm, init, batch size.
 
     Args:
@@ -511,15 +570,21 @@ def norm_flow_explorer(depth: int = 20, activation: str = "sigmoid", norm: str =
     from .init import SCHEMES
     from .widgets import explore
 
-    explore(draw_norm_flow,
-            depth=widgets.IntSlider(value=depth, min=2, max=60, description="depth"),
-            activation=widgets.Dropdown(options=list(activations.NAMES), value=activation,
-                                        description="activation"),
-            norm=widgets.Dropdown(options=list(NAMES), value=norm, description="norm"),
-            init=widgets.Dropdown(options=[s for s in SCHEMES if s not in ("zeros", "constant")],
-                                  value=init, description="init"),
-            batch_size=widgets.IntSlider(value=batch_size, min=2, max=256, description="batch"),
-            width=widgets.fixed(64), seed=widgets.fixed(0), ax=widgets.fixed(None))
+    explore(
+        draw_norm_flow,
+        depth=widgets.IntSlider(value=depth, min=2, max=60, description="depth"),
+        activation=widgets.Dropdown(
+            options=list(activations.NAMES), value=activation, description="activation"
+        ),
+        norm=widgets.Dropdown(options=list(NAMES), value=norm, description="norm"),
+        init=widgets.Dropdown(
+            options=[s for s in SCHEMES if s not in ("zeros", "constant")], value=init, description="init"
+        ),
+        batch_size=widgets.IntSlider(value=batch_size, min=2, max=256, description="batch"),
+        width=widgets.fixed(64),
+        seed=widgets.fixed(0),
+        ax=widgets.fixed(None),
+    )
 
 
 def elements_moved(fn: Callable[[torch.Tensor], object], x: torch.Tensor) -> int:
@@ -550,8 +615,9 @@ def elements_moved(fn: Callable[[torch.Tensor], object], x: torch.Tensor) -> int
             nonlocal total
             out = func(*args, **(kwargs or {}))
             if getattr(func, "__name__", "") not in ("__get__", "size", "dim", "numel", "shape"):
-                total += sum(t.numel() for t in tree_leaves((args, kwargs or {}, out))
-                             if isinstance(t, torch.Tensor))
+                total += sum(
+                    t.numel() for t in tree_leaves((args, kwargs or {}, out)) if isinstance(t, torch.Tensor)
+                )
             return out
 
     with torch.no_grad(), _Count():

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from . import _args
 
@@ -27,8 +27,15 @@ STYLE = {
 
 # One colour per activation, kept the same in every chapter.
 COLORS = {
-    "sigmoid": "#d62728", "tanh": "#ff7f0e", "relu": "#1f77b4", "leaky_relu": "#17becf",
-    "prelu": "#9467bd", "elu": "#2ca02c", "gelu": "#8c564b", "silu": "#e377c2", "linear": "#7f7f7f",
+    "sigmoid": "#d62728",
+    "tanh": "#ff7f0e",
+    "relu": "#1f77b4",
+    "leaky_relu": "#17becf",
+    "prelu": "#9467bd",
+    "elu": "#2ca02c",
+    "gelu": "#8c564b",
+    "silu": "#e377c2",
+    "linear": "#7f7f7f",
 }
 
 
@@ -50,8 +57,9 @@ def _color(label: str) -> str | None:
     return COLORS.get(words[0]) if words else None
 
 
-def _finish(ax: plt.Axes, xlabel: str, ylabel: str, title: str | None, logy: bool, *,
-            legend: bool) -> plt.Axes:
+def _finish(
+    ax: plt.Axes, xlabel: str, ylabel: str, title: str | None, logy: bool, *, legend: bool
+) -> plt.Axes:
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -63,9 +71,15 @@ def _finish(ax: plt.Axes, xlabel: str, ylabel: str, title: str | None, logy: boo
     return ax
 
 
-def layer_profile(series: Mapping[str, Sequence[float]], *, ax: plt.Axes | None = None,
-                  ylabel: str = "gradient norm", title: str | None = None,
-                  xlabel: str = "layer (1 = input side)", logy: bool = True) -> plt.Axes:
+def layer_profile(
+    series: Mapping[str, Sequence[float]],
+    *,
+    ax: plt.Axes | None = None,
+    ylabel: str = "gradient norm",
+    title: str | None = None,
+    xlabel: str = "layer (1 = input side)",
+    logy: bool = True,
+) -> plt.Axes:
     """One line per series of per-layer values (input side first), on a log y-axis.
 
     Args:
@@ -83,9 +97,15 @@ def layer_profile(series: Mapping[str, Sequence[float]], *, ax: plt.Axes | None 
     return _finish(ax, xlabel, ylabel, title, logy, legend=len(series) > 1)
 
 
-def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
-           ax: plt.Axes | None = None, xlabel: str = "step", ylabel: str = "loss",
-           title: str | None = None, logy: bool = False) -> plt.Axes:
+def curves(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    ax: plt.Axes | None = None,
+    xlabel: str = "step",
+    ylabel: str = "loss",
+    title: str | None = None,
+    logy: bool = False,
+) -> plt.Axes:
     """Curves over training: label -> (x, y).
 
     Args:
@@ -104,8 +124,9 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
     return _finish(ax, xlabel, ylabel, title, logy, legend=len(series) > 1)
 
 
-def grid(ncols: int, nrows: int = 1, *, width: float = 3.6, height: float = 3.2,
-         sharey: bool = False) -> tuple[plt.Figure, np.ndarray]:
+def grid(
+    ncols: int, nrows: int = 1, *, width: float = 3.6, height: float = 3.2, sharey: bool = False
+) -> tuple[plt.Figure, np.ndarray]:
     """A figure with ncols x nrows axes in the course style; returns (fig, flat array of axes).
 
     Args:
@@ -118,15 +139,20 @@ def grid(ncols: int, nrows: int = 1, *, width: float = 3.6, height: float = 3.2,
     width = _args.real("width", width, positive=True)
     height = _args.real("height", height, positive=True)
     use_style()
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), sharey=sharey,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), sharey=sharey, squeeze=False
+    )
     return fig, axes.ravel()
 
 
-def activation_histograms(layers: Mapping[str, Sequence[object]], *, bins: int = 40,
-                          value_range: tuple[float, float] | None = None,
-                          axes: Sequence[plt.Axes] | None = None,
-                          xlabel: str = "activation value") -> np.ndarray:
+def activation_histograms(
+    layers: Mapping[str, Sequence[object]],
+    *,
+    bins: int = 40,
+    value_range: tuple[float, float] | None = None,
+    axes: Sequence[plt.Axes] | None = None,
+    xlabel: str = "activation value",
+) -> np.ndarray:
     """One panel per layer (input side first), each overlaying the histograms of several states
     of the network (e.g. "at init" and "after training"), as densities on shared bins.
 
@@ -149,8 +175,10 @@ def activation_histograms(layers: Mapping[str, Sequence[object]], *, bins: int =
     if n == 0 or any(c != n for c in counts.values()):
         raise ValueError(f"every label needs the same, non-zero number of layers, got {counts}")
     bins = _args.integer("bins", bins, minimum=1)
-    flat = {label: [np.asarray(getattr(v, "cpu", lambda: v)(), dtype=float).ravel() for v in values]
-            for label, values in layers.items()}
+    flat = {
+        label: [np.asarray(v.cpu() if hasattr(v, "cpu") else v, dtype=float).ravel() for v in values]
+        for label, values in layers.items()
+    }
     if value_range is None:
         everything = np.concatenate([a for arrays in flat.values() for a in arrays])
         value_range = (float(everything.min()), float(everything.max()))
@@ -164,8 +192,16 @@ def activation_histograms(layers: Mapping[str, Sequence[object]], *, bins: int =
     palette = ["#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
     for i, ax in enumerate(axes):
         for j, (label, arrays) in enumerate(flat.items()):
-            ax.hist(arrays[i], bins=bins, range=value_range, density=True, histtype="stepfilled",
-                    alpha=0.45, color=palette[j % len(palette)], label=label)
+            ax.hist(
+                arrays[i],
+                bins=bins,
+                range=value_range,
+                density=True,
+                histtype="stepfilled",
+                alpha=0.45,
+                color=palette[j % len(palette)],
+                label=label,
+            )
         ax.set_title(f"layer {i + 1}")
         ax.set_xlabel(xlabel)
         ax.set_yticks([])
@@ -175,8 +211,13 @@ def activation_histograms(layers: Mapping[str, Sequence[object]], *, bins: int =
     return np.asarray(axes)
 
 
-def activation_curves(names: Sequence[str], *, z_range: tuple[float, float] = (-4.0, 4.0),
-                      points: int = 801, axes: Sequence[plt.Axes] | None = None) -> np.ndarray:
+def activation_curves(
+    names: Sequence[str],
+    *,
+    z_range: tuple[float, float] = (-4.0, 4.0),
+    points: int = 801,
+    axes: Sequence[plt.Axes] | None = None,
+) -> np.ndarray:
     """Two panels side by side: each activation phi(z) (left) and its analytic derivative
     phi'(z) (right), from ``gradflow.activations``, in the course colours.
 
@@ -226,11 +267,22 @@ def activation_curves(names: Sequence[str], *, z_range: tuple[float, float] = (-
 HEATMAP_KINDS = ("ratio", "magnitude")
 
 
-def log_heatmap(log10_values: object, *, kind: str = "ratio", x: Sequence[object] | None = None,
-                y: Sequence[object] | None = None, ax: plt.Axes | None = None,
-                limit: float | None = None, label: str = "", xlabel: str = "", ylabel: str = "",
-                title: str | None = None, annotate: Sequence[Sequence[str]] | None = None,
-                colorbar: bool = True, colorbar_axes: Sequence[plt.Axes] | None = None) -> object:
+def log_heatmap(
+    log10_values: object,
+    *,
+    kind: str = "ratio",
+    x: Sequence[object] | None = None,
+    y: Sequence[object] | None = None,
+    ax: plt.Axes | None = None,
+    limit: float | None = None,
+    label: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    annotate: Sequence[Sequence[str]] | None = None,
+    colorbar: bool = True,
+    colorbar_axes: Sequence[plt.Axes] | None = None,
+) -> object:
     """A heat map of log10 values in the course's one colour convention.
 
     ``kind="ratio"``: a log10 ratio whose healthy value is 0 (e.g. layer-1 / layer-L gradient).
@@ -265,8 +317,9 @@ def log_heatmap(log10_values: object, *, kind: str = "ratio", x: Sequence[object
     values = np.asarray(log10_values, dtype=float)
     if values.ndim != 2 or values.size == 0:
         raise ValueError(f"log10_values must be a non-empty 2-D array, got shape {values.shape}")
-    if limit is not None and not (isinstance(limit, (int, float, np.integer, np.floating))
-                                  and float(limit) > 0):
+    if limit is not None and not (
+        isinstance(limit, (int, float, np.integer, np.floating)) and float(limit) > 0
+    ):
         raise ValueError(f"limit must be a number > 0 or None, got {limit!r}")
     nrows, ncols = values.shape
 
@@ -275,8 +328,9 @@ def log_heatmap(log10_values: object, *, kind: str = "ratio", x: Sequence[object
             return np.arange(n, dtype=float), None
         c = list(c)
         if len(c) != n:
-            raise ValueError(f"{name} needs {n} entries (one per {'column' if name == 'x' else 'row'}),"
-                             f" got {len(c)}")
+            raise ValueError(
+                f"{name} needs {n} entries (one per {'column' if name == 'x' else 'row'}), got {len(c)}"
+            )
         if all(isinstance(v, (int, float, np.integer, np.floating)) for v in c):
             return np.asarray(c, dtype=float), None
         return np.arange(n, dtype=float), [str(v) for v in c]
@@ -296,8 +350,9 @@ def log_heatmap(log10_values: object, *, kind: str = "ratio", x: Sequence[object
             vmin, vmax = vmin - 0.5, vmax + 0.5
         cmap = "viridis"
     clipped = bool(finite.size) and (finite.min() < vmin or finite.max() > vmax)
-    mesh = ax.pcolormesh(xs, ys, np.clip(values, vmin, vmax), cmap=cmap, vmin=vmin, vmax=vmax,
-                         shading="nearest")
+    mesh = ax.pcolormesh(
+        xs, ys, np.clip(values, vmin, vmax), cmap=cmap, vmin=vmin, vmax=vmax, shading="nearest"
+    )
     if xlabels is not None:
         ax.set_xticks(xs, xlabels)
     if ylabels is not None:
@@ -319,7 +374,9 @@ def log_heatmap(log10_values: object, *, kind: str = "ratio", x: Sequence[object
         if kind == "ratio":
             text += " (blue < 1 < red)"
         if clipped:
-            text += f", clipped at ±{vmax:.3g}" if kind == "ratio" else f", clipped to [{vmin:.3g}, {vmax:.3g}]"
+            text += (
+                f", clipped at ±{vmax:.3g}" if kind == "ratio" else f", clipped to [{vmin:.3g}, {vmax:.3g}]"
+            )
         targets = list(colorbar_axes) if colorbar_axes is not None else ax
         ax.figure.colorbar(mesh, ax=targets, label=text)
     return mesh
@@ -345,9 +402,14 @@ def roundoff_floor(singular_values: object, *, eps: float | None = None) -> floa
     return float(array.size * eps * np.abs(array).max())
 
 
-def singular_value_spectra(spectra: Mapping[str, object], *, ax: plt.Axes | None = None,
-                           colors: Mapping[str, str] | None = None, title: str | None = None,
-                           eps: float | None = None) -> plt.Axes:
+def singular_value_spectra(
+    spectra: Mapping[str, object],
+    *,
+    ax: plt.Axes | None = None,
+    colors: Mapping[str, str] | None = None,
+    title: str | None = None,
+    eps: float | None = None,
+) -> plt.Axes:
     """Sorted singular values (largest first) of several matrices on a log axis, with values below
     each matrix's round-off floor (``roundoff_floor``) cut and the floor drawn as a dotted line.
 
@@ -365,14 +427,18 @@ def singular_value_spectra(spectra: Mapping[str, object], *, ax: plt.Axes | None
     for label, sv in spectra.items():
         values = getattr(sv, "detach", None)
         array = np.sort(np.asarray(values().cpu() if values is not None else sv, dtype=float))[::-1]
-        floor = roundoff_floor(np.asarray(values().cpu()) if values is not None else np.asarray(sv),
-                               eps=eps)
+        floor = roundoff_floor(np.asarray(values().cpu()) if values is not None else np.asarray(sv), eps=eps)
         index = np.arange(1, array.size + 1)
         keep = array > floor
         color = (colors or {}).get(label)
-        line, = ax.plot(index[keep], array[keep], label=label, color=color)
-        ax.axhline(floor, color=line.get_color(), ls=":", lw=1,
-                   label=None if floor_drawn else "round-off floor (N·eps·max sv): values below cut")
+        (line,) = ax.plot(index[keep], array[keep], label=label, color=color)
+        ax.axhline(
+            floor,
+            color=line.get_color(),
+            ls=":",
+            lw=1,
+            label=None if floor_drawn else "round-off floor (N·eps·max sv): values below cut",
+        )
         floor_drawn = True
     ax.set_yscale("log")
     ax.set_xlabel("singular value index (largest first)")

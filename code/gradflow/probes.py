@@ -47,8 +47,9 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -57,8 +58,15 @@ from torch import nn
 from . import activations
 from .core import to_model_device
 
-STAT_NAMES = ("weight_grad_norm", "weight_grad_mean_abs", "preact_grad_rms", "preact_grad_norm",
-              "act_mean", "act_std", "saturation")
+STAT_NAMES = (
+    "weight_grad_norm",
+    "weight_grad_mean_abs",
+    "preact_grad_rms",
+    "preact_grad_norm",
+    "act_mean",
+    "act_std",
+    "saturation",
+)
 
 
 @dataclass
@@ -68,6 +76,7 @@ class LayerStats:
     ``activation`` is the registry name (``gradflow.activations.NAMES``) of the activation that
     followed the layer, or None (no known activation, e.g. the output layer).
     """
+
     name: str
     weight_grad_norm: float = math.nan
     weight_grad_mean_abs: float = math.nan
@@ -83,7 +92,7 @@ class LayerStats:
 # gives from its input, without evaluating the activation again): the probe's per-step saturation.
 _SLOPE_FROM_OUTPUT = {
     "sigmoid": lambda y: y * (1.0 - y),
-    "tanh": lambda y: 1.0 - y ** 2,
+    "tanh": lambda y: 1.0 - y**2,
     "relu": lambda y: (y > 0).to(y.dtype),
 }
 # activations whose slope can be negative (GELU, SiLU dip below 0): saturation compares |slope|
@@ -107,13 +116,19 @@ def _int_arg(name: str, value: object, minimum: int | None = None, maximum: int 
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         lo = "" if minimum is None else f">= {minimum}"
         hi = "" if maximum is None else f"<= {maximum}"
-        raise ValueError(f"{name} must be an integer {' and '.join(s for s in (lo, hi) if s)}, "
-                         f"got {value}")
+        raise ValueError(f"{name} must be an integer {' and '.join(s for s in (lo, hi) if s)}, got {value}")
     return value
 
 
-def _float_arg(name: str, value: object, *, low: float | None = None, low_open: bool = False,
-               high: float | None = None, finite: bool = True) -> float:
+def _float_arg(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    low_open: bool = False,
+    high: float | None = None,
+    finite: bool = True,
+) -> float:
     """``value`` as a Python float (NumPy floats and ints accepted), checked against a range."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
@@ -143,14 +158,16 @@ def _data_arg(name: str, value: object, *, min_dim: int = 1) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dim() < min_dim or len(value) == 0:
-        raise ValueError(f"{name} must hold at least one example (shape (n, ...), n >= 1), "
-                         f"got shape {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must hold at least one example (shape (n, ...), n >= 1), got shape {tuple(value.shape)}"
+        )
     return value
 
 
 # -- which weights are layers ----------------------------------------------------------------
 class Weight(NamedTuple):
     """One probed weight: its row ``name``, the ``module`` that owns it and its ``key`` there."""
+
     name: str
     module: nn.Module
     key: str
@@ -184,19 +201,18 @@ def weights_of(model: nn.Module) -> list[Weight]:
     for mname, module in model.named_modules():
         if isinstance(module, nn.utils.parametrize.ParametrizationList):
             continue
-        keys = [k for k, p in module._parameters.items()
-                if p is not None and p.dim() >= 2 and p.requires_grad]
+        keys = [
+            k for k, p in module._parameters.items() if p is not None and p.dim() >= 2 and p.requires_grad
+        ]
         plist = getattr(module, "parametrizations", None)
         if isinstance(plist, nn.ModuleDict):
             for key, par in plist.items():
                 originals = [p for p in par.parameters(recurse=False)]
-                if (any(p.requires_grad for p in originals)
-                        and getattr(module, key).dim() >= 2):
+                if any(p.requires_grad for p in originals) and getattr(module, key).dim() >= 2:
                     keys.append(key)
         for key in keys:
             base = mname or type(module).__name__
-            out.append(Weight(base if key == "weight" else f"{mname}.{key}" if mname else key,
-                              module, key))
+            out.append(Weight(base if key == "weight" else f"{mname}.{key}" if mname else key, module, key))
     return out
 
 
@@ -210,7 +226,7 @@ def layers_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 _RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
-_REBUILD_MACS = 2 ** 20
+_REBUILD_MACS = 2**20
 _RETAIN_MAX = 16384  # larger layer outputs hand dL/dz over by reference (a pre-hook)
 _GRAIN = 32768  # at::internal::GRAIN_SIZE: smaller reductions never split across threads
 
@@ -239,8 +255,12 @@ def _unrolled(module: nn.RNNBase, inputs: tuple) -> tuple[object, list[torch.Ten
     (layer, t) in layer-major order), or None where this is not possible (packed sequences,
     bidirectional, projections)."""
     x = inputs[0] if inputs else None
-    if (not isinstance(x, torch.Tensor) or module.bidirectional or getattr(module, "proj_size", 0)
-            or x.dim() not in (2, 3)):
+    if (
+        not isinstance(x, torch.Tensor)
+        or module.bidirectional
+        or getattr(module, "proj_size", 0)
+        or x.dim() not in (2, 3)
+    ):
         return None
     batched = x.dim() == 3
     if not batched:
@@ -271,8 +291,11 @@ def _unrolled(module: nn.RNNBase, inputs: tuple) -> tuple[object, list[torch.Ten
     h_last, c_last = [], []
     for layer in range(L):
         w = [getattr(module, f"weight_ih_l{layer}"), getattr(module, f"weight_hh_l{layer}")]
-        b = ([getattr(module, f"bias_ih_l{layer}"), getattr(module, f"bias_hh_l{layer}")]
-             if module.bias else [None, None])
+        b = (
+            [getattr(module, f"bias_ih_l{layer}"), getattr(module, f"bias_hh_l{layer}")]
+            if module.bias
+            else [None, None]
+        )
         h, c = h0[layer], (c0[layer] if lstm else None)
         out = []
         for t in range(T):
@@ -350,8 +373,7 @@ def _after_forward(module: nn.Module, fn, before=None) -> _Patch:
     if state is None:
         previous = module.__dict__.get("forward")
         inner = module.forward
-        state = {"after": {}, "before": {}, "previous": previous, "calls": ((), ()),
-                 "suspended": False}
+        state = {"after": {}, "before": {}, "previous": previous, "calls": ((), ()), "suspended": False}
 
         def forward(*args, **kwargs):
             pre, post = state["calls"]
@@ -407,16 +429,19 @@ class Probe:
     latest pass put on its outputs: a backward run after the exit records nothing).
     """
 
-    def __init__(self, model: nn.Module, *, activations: bool = True, every: int = 1,
-                 hidden_grads: bool = True):
+    def __init__(
+        self, model: nn.Module, *, activations: bool = True, every: int = 1, hidden_grads: bool = True
+    ):
         self.model = _module_arg("model", model)
         self.track_activations = _bool_arg("activations", activations)
         self.every = _int_arg("every", every, 1)
         self.track_hidden = _bool_arg("hidden_grads", hidden_grads)
         self._weights = weights_of(model)
         if not self._weights:
-            raise ValueError("Probe found no layer: no trainable weight with >= 2 dims (Linear, Conv, RNN, "
-                             "attention) to watch")
+            raise ValueError(
+                "Probe found no layer: no trainable weight with >= 2 dims (Linear, Conv, RNN, "
+                "attention) to watch"
+            )
         self._depth = 0  # nesting of `with` blocks
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._pass_handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -451,7 +476,7 @@ class Probe:
         self._names = {id(m): n for n, m in model.named_modules()}
 
     # -- context manager ------------------------------------------------------------------
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         self._depth += 1
         if self._depth > 1:
             return self  # already watching: the outermost `with` owns the hooks
@@ -527,8 +552,14 @@ class Probe:
         """Remove every hook this probe installed, including those on the latest pass's outputs
         (``__exit__`` of the outermost ``with`` calls it)."""
         self._close_pass()
-        for h in (*self._handles, *self._pass_handles, *self._discovery,
-                  *self._weight_handles.values(), *self._module_handles, *self._acc_handles):
+        for h in (
+            *self._handles,
+            *self._pass_handles,
+            *self._discovery,
+            *self._weight_handles.values(),
+            *self._module_handles,
+            *self._acc_handles,
+        ):
             h.remove()
         self._handles.clear()
         self._weight_handles.clear()
@@ -548,8 +579,9 @@ class Probe:
         self._events = {}
         for h in self._discovery:
             h.remove()
-        self._discovery = [m.register_forward_hook(self._exit_event) for m in self.model.modules()
-                           if m is not self.model]
+        self._discovery = [
+            m.register_forward_hook(self._exit_event) for m in self.model.modules() if m is not self.model
+        ]
 
     def _exit_event(self, module: nn.Module, inputs: object, out: object) -> None:
         self._events.setdefault(id(module), len(self._events))
@@ -599,7 +631,8 @@ class Probe:
                     self._big.add(i)
                     param = w.module.weight
                     self._weight_handles[i] = param.register_post_accumulate_grad_hook(
-                        self._accumulated_hook(i))
+                        self._accumulated_hook(i)
+                    )
 
     # -- hooks ----------------------------------------------------------------------------
     def _start_pass(self, module: nn.Module, inputs: object) -> None:
@@ -619,7 +652,8 @@ class Probe:
                 for i in self._rebuild:
                     param = self._weights[i].module.weight
                     self._acc_handles.append(
-                        param.register_post_accumulate_grad_hook(self._accumulated_hook(i)))
+                        param.register_post_accumulate_grad_hook(self._accumulated_hook(i))
+                    )
         self._in_pass = True
         self._calls.clear()
         self._current = None
@@ -647,7 +681,8 @@ class Probe:
         raise RuntimeError(
             f"Probe: module {self._names.get(id(module)) or type(module).__name__!r} ran twice in "
             "one forward pass; a Probe keeps one row per layer and cannot tell the calls apart. "
-            "Give each call its own module, or leave this model unprobed")
+            "Give each call its own module, or leave this model unprobed"
+        )
 
     def _grad_of(self, out: torch.Tensor, fn) -> None:
         """Call fn(dL/d out) in the backward pass (a pre-hook on out's grad_fn), while entered."""
@@ -737,10 +772,14 @@ class Probe:
                     node = out.grad_fn
                     x = inputs[0] if keep_x else None
                     if node is not None:
-                        self._pass_handles.append(node.register_prehook(
-                            functools.partial(self._linear_grad, slot, x, out.output_nr)))
+                        self._pass_handles.append(
+                            node.register_prehook(
+                                functools.partial(self._linear_grad, slot, x, out.output_nr)
+                            )
+                        )
                     else:
                         self._grad_of(out, functools.partial(self._set_grad, slot))
+
         return hook
 
     def _accumulated_hook(self, i: int):
@@ -753,6 +792,7 @@ class Probe:
                 slot["wref"] = (param, g, g._version) if slot.get("fresh") and g is not None else None
                 slot["wg"] = None
                 self._cache = None
+
         return hook
 
     @staticmethod
@@ -779,6 +819,7 @@ class Probe:
         def hook(module: nn.Module, inputs: object, w: torch.Tensor) -> None:
             if self._active and isinstance(w, torch.Tensor) and w.requires_grad:
                 self._grad_of(w, self._weight_hook(i))
+
         return hook
 
     def _recurrent_hook(self, rows: list[int]):
@@ -802,12 +843,14 @@ class Probe:
                     self._pass_handles.append(h.register_hook(self._hidden_hook(grads, k)))
             self._cache = None
             return new_out
+
         return hook
 
     def _hidden_hook(self, grads: list, k: int):
         def hook(g: torch.Tensor) -> None:
             if self._depth:
                 grads[k] = g.detach()
+
         return hook
 
     def _act_hook(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
@@ -838,6 +881,7 @@ class Probe:
                 # a copy: later clipping or accumulation must not change it
                 slot["wg"] = grad.detach().clone()
                 self._cache = None
+
         return hook
 
     # -- results --------------------------------------------------------------------------
@@ -952,8 +996,10 @@ class Probe:
             raise ValueError(f"unknown statistic {stat!r}; valid: {', '.join(STAT_NAMES)}")
         return [getattr(s, stat) for s in self.stats()]
 
-    def table(self, stats: Iterable[str] = ("weight_grad_norm", "preact_grad_rms", "act_mean",
-                                             "act_std", "saturation")) -> str:
+    def table(
+        self,
+        stats: Iterable[str] = ("weight_grad_norm", "preact_grad_rms", "act_mean", "act_std", "saturation"),
+    ) -> str:
         """A fixed-width text table of the latest statistics (3 significant digits).
 
         Args:
@@ -993,12 +1039,14 @@ class Probe:
                 ``hidden_grads=False``, or no pass yet), or ``stack`` is out of range.
         """
         if not isinstance(layer, str) or layer not in self._hidden:
-            raise ValueError(f"layer must name a recurrent module recorded by this probe "
-                             f"{self.recurrent_names}, got {layer!r} (recorded: unidirectional "
-                             f"RNN/LSTM/GRU without projection, with hidden_grads=True, after a pass)")
+            raise ValueError(
+                f"layer must name a recurrent module recorded by this probe "
+                f"{self.recurrent_names}, got {layer!r} (recorded: unidirectional "
+                f"RNN/LSTM/GRU without projection, with hidden_grads=True, after a pass)"
+            )
         n_layers, steps = self._hidden_shape[layer]
         stack = _int_arg("stack", stack, -n_layers, n_layers - 1) % n_layers
-        grads = self._hidden[layer][stack * steps:(stack + 1) * steps]
+        grads = self._hidden[layer][stack * steps : (stack + 1) * steps]
         norms = [torch.linalg.vector_norm(g).float() if g is not None else None for g in grads]
         known = [v for v in norms if v is not None]
         values = torch.stack(known).cpu().tolist() if known else []
@@ -1006,8 +1054,14 @@ class Probe:
         return torch.tensor([next(it) if v is not None else math.nan for v in norms])
 
 
-def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module | None = None,
-            *, activations: bool = True) -> list[LayerStats]:
+def measure(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: nn.Module | None = None,
+    *,
+    activations: bool = True,
+) -> list[LayerStats]:
     """One forward and backward pass of ``model`` on (x, y) under a Probe; returns its stats.
 
     Gradients accumulate into ``.grad`` as with any backward; the model is zero_grad-ed first.
@@ -1036,8 +1090,10 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Modu
     with Probe(model, activations=activations) as probe:
         loss = loss_fn(model(x), y)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError("loss_fn must return a single number (a one-element tensor), got "
-                             f"{type(loss).__name__} of shape {tuple(getattr(loss, 'shape', ()))}")
+            raise ValueError(
+                "loss_fn must return a single number (a one-element tensor), got "
+                f"{type(loss).__name__} of shape {tuple(getattr(loss, 'shape', ()))}"
+            )
         loss.backward()
     return probe.stats()
 
@@ -1091,7 +1147,7 @@ def dead_fraction(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) 
     model.eval()
     try:
         for start in range(0, len(x), batch_size):
-            model(x[start:start + batch_size])
+            model(x[start : start + batch_size])
     finally:
         model.train(was_training)
         for h in handles:
@@ -1130,8 +1186,9 @@ def update_ratios(model: nn.Module, before: dict[str, torch.Tensor]) -> dict[str
     out = {}
     for name, w0 in before.items():
         if name not in current:
-            raise ValueError(f"before has layer {name!r}, which model does not have; its layers: "
-                             f"{', '.join(current)}")
+            raise ValueError(
+                f"before has layer {name!r}, which model does not have; its layers: {', '.join(current)}"
+            )
         if not isinstance(w0, torch.Tensor):
             raise TypeError(f"before[{name!r}] must be a tensor, got {type(w0).__name__}")
         w = getattr(current[name].module, current[name].key).detach()
@@ -1143,8 +1200,9 @@ def update_ratios(model: nn.Module, before: dict[str, torch.Tensor]) -> dict[str
 
 
 @torch.no_grad()
-def dead_fraction_per_batch(model: nn.Module, x: torch.Tensor, batch_size: int, *,
-                            n_batches: int = 20, seed: int = 0) -> list[float]:
+def dead_fraction_per_batch(
+    model: nn.Module, x: torch.Tensor, batch_size: int, *, n_batches: int = 20, seed: int = 0
+) -> list[float]:
     """The shortcut count of dead units: a unit is called dead if its slope is zero for every
     example of *one batch*. Per activation module (depth order), the average of that fraction over
     ``n_batches`` random batches. It overstates death: a unit silent on 64 examples may fire on
@@ -1159,8 +1217,11 @@ def dead_fraction_per_batch(model: nn.Module, x: torch.Tensor, batch_size: int, 
     """
     _module_arg("model", model)
     _data_arg("x", x)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or not 1 <= batch_size <= len(x):
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or not 1 <= batch_size <= len(x)
+    ):
         raise ValueError(f"batch_size must be an int between 1 and {len(x)}, got {batch_size!r}")
     batch_size = int(batch_size)
     if isinstance(n_batches, bool) or not isinstance(n_batches, numbers.Integral) or n_batches < 1:

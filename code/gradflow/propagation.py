@@ -19,7 +19,7 @@ kink at 0 costs nothing: for ReLU and leaky ReLU both expectations are exact).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -70,12 +70,11 @@ def next_q(activation: str, sigma_w: float, q: float, sigma_b: float = 0.0) -> f
     phi = _numpy_fn(activation, derivative=False)
     sigma_w, sigma_b = _sigmas(sigma_w, sigma_b)
     q = _args.real("q", q, minimum=0.0)
-    return sigma_w ** 2 * gaussian_expectation(lambda h: phi(h) ** 2, q) + sigma_b ** 2
+    return sigma_w**2 * gaussian_expectation(lambda h: phi(h) ** 2, q) + sigma_b**2
 
 
 def _sigmas(sigma_w: float, sigma_b: float = 0.0) -> tuple[float, float]:
-    return (_args.real("sigma_w", sigma_w, positive=True),
-            _args.real("sigma_b", sigma_b, minimum=0.0))
+    return (_args.real("sigma_w", sigma_w, positive=True), _args.real("sigma_b", sigma_b, minimum=0.0))
 
 
 def chi(activation: str, sigma_w: float, q: float) -> float:
@@ -89,11 +88,12 @@ def chi(activation: str, sigma_w: float, q: float) -> float:
     dphi = _numpy_fn(activation, derivative=True)
     sigma_w, _ = _sigmas(sigma_w)
     q = _args.real("q", q, minimum=0.0)
-    return sigma_w ** 2 * gaussian_expectation(lambda h: dphi(h) ** 2, q)
+    return sigma_w**2 * gaussian_expectation(lambda h: dphi(h) ** 2, q)
 
 
-def fixed_point_q(activation: str, sigma_w: float, sigma_b: float = 0.0, *, q0: float = 1.0,
-                  iterations: int = 2000) -> float:
+def fixed_point_q(
+    activation: str, sigma_w: float, sigma_b: float = 0.0, *, q0: float = 1.0, iterations: int = 2000
+) -> float:
     """q after ``iterations`` layers of the forward map, started at q0: the fixed point q* when the
     map converges (near the critical scale it converges slowly, like 1/iterations, towards 0).
 
@@ -110,14 +110,15 @@ def fixed_point_q(activation: str, sigma_w: float, sigma_b: float = 0.0, *, q0: 
     phi = _numpy_fn(activation, derivative=False)
     q = q0
     for _ in range(iterations):
-        q = sigma_w ** 2 * gaussian_expectation(lambda h: phi(h) ** 2, q) + sigma_b ** 2
+        q = sigma_w**2 * gaussian_expectation(lambda h: phi(h) ** 2, q) + sigma_b**2
         if not math.isfinite(q) or q > 1e12:
             return math.inf
     return q
 
 
-def critical_sigma_w(activation: str, sigma_b: float = 0.0, *, low: float = 0.3,
-                     high: float = 4.0, tol: float = 1e-4) -> float:
+def critical_sigma_w(
+    activation: str, sigma_b: float = 0.0, *, low: float = 0.3, high: float = 4.0, tol: float = 1e-4
+) -> float:
     """The weight scale where chi = 1 at the forward fixed point (the edge of chaos), by bisection.
 
     Args:
@@ -139,8 +140,10 @@ def critical_sigma_w(activation: str, sigma_b: float = 0.0, *, low: float = 0.3,
         return chi(activation, s, q) - 1.0 if math.isfinite(q) else math.inf
 
     if not excess(low) < 0 < excess(high):
-        raise ValueError(f"chi - 1 does not change sign between sigma_w = {low} and {high} for "
-                         f"{activation!r} (sigma_b = {sigma_b})")
+        raise ValueError(
+            f"chi - 1 does not change sign between sigma_w = {low} and {high} for "
+            f"{activation!r} (sigma_b = {sigma_b})"
+        )
     while high - low > tol:
         mid = 0.5 * (low + high)
         low, high = (mid, high) if excess(mid) < 0 else (low, mid)
@@ -167,9 +170,17 @@ def forward_rms(model: MLP, x: torch.Tensor) -> list[float]:
     return out
 
 
-def gradient_profile(depth: int, activation: str, init: str, gain: float | None = None, *,
-                     width: int = 64, batch: int = 128, seed: int = 0,
-                     double: bool = False) -> list[float]:
+def gradient_profile(
+    depth: int,
+    activation: str,
+    init: str,
+    gain: float | None = None,
+    *,
+    width: int = 64,
+    batch: int = 128,
+    seed: int = 0,
+    double: bool = False,
+) -> list[float]:
     """RMS of dL/dz at each hidden layer (input side first) of a fresh ``mlp`` at initialisation,
     on one batch of random inputs with random labels (10 classes).
 
@@ -189,16 +200,18 @@ def gradient_profile(depth: int, activation: str, init: str, gain: float | None 
     seed = _args.integer("seed", seed, minimum=0)
     double = _args.flag("double", double)
     torch.manual_seed(seed)
-    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
-                init=init, gain=gain).to("cpu")
+    model = mlp(
+        depth, width, in_features=width, out_features=10, activation=activation, init=init, gain=gain
+    ).to("cpu")
     x, y = random_classification(batch, width, 10, seed=seed)
     if double:
         model, x = model.double(), x.double()
     return [s.preact_grad_rms for s in measure(model, x, y, activations=False)][:depth]
 
 
-def gradient_ratio(depth: int, activation: str, sigma_w: float, *, width: int = 32,
-                   batch: int = 32, seed: int = 0) -> float:
+def gradient_ratio(
+    depth: int, activation: str, sigma_w: float, *, width: int = 32, batch: int = 32, seed: int = 0
+) -> float:
     """log10 of RMS(dL/dz) at hidden layer 1 over hidden layer ``depth`` for a fresh MLP with
     weights N(0, sigma_w^2 / fan_in) ("lecun" with gain sigma_w), zero biases, on one random batch,
     in float64 (ratios reach 1e-30).
@@ -213,13 +226,21 @@ def gradient_ratio(depth: int, activation: str, sigma_w: float, *, width: int = 
     """
     depth = _args.integer("depth", depth, minimum=2)  # a first/last ratio needs two layers
     sigma_w, _ = _sigmas(sigma_w)
-    rms = gradient_profile(depth, activation, "lecun", sigma_w, width=width, batch=batch,
-                           seed=seed, double=True)
+    rms = gradient_profile(
+        depth, activation, "lecun", sigma_w, width=width, batch=batch, seed=seed, double=True
+    )
     return math.log10(rms[0]) - math.log10(rms[-1])
 
 
-def gradient_ratio_grid(activation: str, depths: list[int], sigma_ws: list[float], *,
-                        width: int = 32, batch: int = 32, seed: int = 0) -> np.ndarray:
+def gradient_ratio_grid(
+    activation: str,
+    depths: list[int],
+    sigma_ws: list[float],
+    *,
+    width: int = 32,
+    batch: int = 32,
+    seed: int = 0,
+) -> np.ndarray:
     """``gradient_ratio`` for every (depth, sigma_w): array of shape (len(depths), len(sigma_ws)).
 
     Args:
@@ -232,13 +253,23 @@ def gradient_ratio_grid(activation: str, depths: list[int], sigma_ws: list[float
         raise ValueError("depths and sigma_ws must be non-empty")
     depths = [_args.integer(f"depths[{i}]", d, minimum=2) for i, d in enumerate(depths)]
     sigma_ws = [_args.real(f"sigma_ws[{i}]", s, positive=True) for i, s in enumerate(sigma_ws)]
-    return np.array([[gradient_ratio(d, activation, s, width=width, batch=batch, seed=seed)
-                      for s in sigma_ws] for d in depths])
+    return np.array(
+        [
+            [gradient_ratio(d, activation, s, width=width, batch=batch, seed=seed) for s in sigma_ws]
+            for d in depths
+        ]
+    )
 
 
-def draw_signal_profile(depth: int = 30, activation: str = "relu", init: str = "kaiming_normal",
-                        gain: float = 1.0, width: int = 128, seed: int = 0,
-                        axes: np.ndarray | None = None) -> np.ndarray:
+def draw_signal_profile(
+    depth: int = 30,
+    activation: str = "relu",
+    init: str = "kaiming_normal",
+    gain: float = 1.0,
+    width: int = 128,
+    seed: int = 0,
+    axes: np.ndarray | None = None,
+) -> np.ndarray:
     """Two panels for a fresh MLP on one random batch: forward RMS of each hidden layer's output and
     RMS of the gradient dL/dz at each hidden layer, input side first.
 
@@ -254,9 +285,11 @@ def draw_signal_profile(depth: int = 30, activation: str = "relu", init: str = "
     gain = _args.real("gain", gain, positive=True)
     torch.manual_seed(_args.integer("seed", seed, minimum=0))
     from .init import KAIMING_DEFAULT_GAIN, resolve
+
     base = KAIMING_DEFAULT_GAIN if resolve(init).startswith("kaiming") else 1.0
-    model = mlp(depth, width, in_features=width, out_features=10, activation=activation,
-                init=init, gain=base * gain).to("cpu")
+    model = mlp(
+        depth, width, in_features=width, out_features=10, activation=activation, init=init, gain=base * gain
+    ).to("cpu")
     x, y = random_classification(256, width, 10, seed=seed)
     fwd = forward_rms(model, x)
     grad = [s.preact_grad_rms for s in measure(model, x, y, activations=False)][:depth]
@@ -264,10 +297,18 @@ def draw_signal_profile(depth: int = 30, activation: str = "relu", init: str = "
         _, axes = grid(2, width=4.2, height=3.3)
     label = f"{activation}, {init}, gain {gain:g}"
     rel = [g / grad[-1] for g in grad]  # relative to the last hidden layer
-    layer_profile({label: fwd}, ax=axes[0], ylabel="RMS of layer output",
-                  title=f"forward: layer {depth} RMS {fwd[-1]:.1e}")
-    layer_profile({label: rel}, ax=axes[1], ylabel=f"RMS of dL/dz / its value at layer {depth}",
-                  title=f"backward: layer 1 / layer {depth} = {rel[0]:.1e}")
+    layer_profile(
+        {label: fwd},
+        ax=axes[0],
+        ylabel="RMS of layer output",
+        title=f"forward: layer {depth} RMS {fwd[-1]:.1e}",
+    )
+    layer_profile(
+        {label: rel},
+        ax=axes[1],
+        ylabel=f"RMS of dL/dz / its value at layer {depth}",
+        title=f"backward: layer 1 / layer {depth} = {rel[0]:.1e}",
+    )
     for ax, values in zip(axes, (fwd, rel)):  # at least 1e-2 .. 1e2: a flat line looks flat
         finite = [v for v in values if v > 0 and math.isfinite(v)] or [1.0]
         ax.set_ylim(min(1e-2, min(finite) / 3), max(1e2, max(finite) * 3))
@@ -275,8 +316,9 @@ def draw_signal_profile(depth: int = 30, activation: str = "relu", init: str = "
     return axes
 
 
-def predicted_log10_ratio(activation: str, sigma_w: float, depths: list[int], *,
-                          q0: float = 1.0) -> np.ndarray:
+def predicted_log10_ratio(
+    activation: str, sigma_w: float, depths: list[int], *, q0: float = 1.0
+) -> np.ndarray:
     """Mean-field prediction of ``gradient_ratio``: 0.5 * sum_{l=1}^{L-1} log10 chi(q_l), with q_l
     the pre-activation second moment of hidden layer l from the forward map (q_1 = sigma_w^2 q0,
     zero biases, equal widths). One value per entry of ``depths``.
@@ -293,7 +335,7 @@ def predicted_log10_ratio(activation: str, sigma_w: float, depths: list[int], *,
         raise ValueError("depths must be non-empty")
     depths = [_args.integer(f"depths[{i}]", d, minimum=1) for i, d in enumerate(depths)]
     total, cumulative = 0.0, [0.0]  # cumulative[L-1] = prediction for depth L
-    q = sigma_w ** 2 * q0
+    q = sigma_w**2 * q0
     for _ in range(1, max(depths)):
         total += 0.5 * math.log10(chi(activation, sigma_w, q))
         cumulative.append(total)

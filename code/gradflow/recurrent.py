@@ -26,16 +26,25 @@ from torch import nn
 
 from .core import to_model_device
 
-CELL_LABELS = {"rnn_tanh": "vanilla RNN (tanh)", "rnn_relu": "vanilla RNN (ReLU)", "gru": "GRU",
-               "lstm": "LSTM", "irnn": "IRNN (ReLU, identity init)"}
+CELL_LABELS = {
+    "rnn_tanh": "vanilla RNN (tanh)",
+    "rnn_relu": "vanilla RNN (ReLU)",
+    "gru": "GRU",
+    "lstm": "LSTM",
+    "irnn": "IRNN (ReLU, identity init)",
+}
 
 
 def _sequence_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module) or not isinstance(getattr(model, "rnn", None),
-                                                           (nn.RNN, nn.GRU, nn.LSTM)) \
-            or not isinstance(getattr(model, "readout", None), nn.Module):
-        raise TypeError("model must be a sequence model with an `rnn` (nn.RNN, nn.GRU or nn.LSTM) "
-                        f"and a `readout`, e.g. gradflow.models.lstm(); got {type(model).__name__}")
+    if (
+        not isinstance(model, nn.Module)
+        or not isinstance(getattr(model, "rnn", None), (nn.RNN, nn.GRU, nn.LSTM))
+        or not isinstance(getattr(model, "readout", None), nn.Module)
+    ):
+        raise TypeError(
+            "model must be a sequence model with an `rnn` (nn.RNN, nn.GRU or nn.LSTM) "
+            f"and a `readout`, e.g. gradflow.models.lstm(); got {type(model).__name__}"
+        )
     if model.rnn.num_layers != 1 or model.rnn.bidirectional or not model.rnn.batch_first:
         raise ValueError("only one-layer, one-directional, batch_first recurrent layers are supported")
     return model
@@ -55,15 +64,18 @@ def _sequences(model: nn.Module, x: object, name: str = "x") -> torch.Tensor:
     if x.dim() == 2:
         x = x.unsqueeze(0)
     if x.dim() != 3 or x.shape[-1] != model.rnn.input_size or x.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (batch, length, {model.rnn.input_size}) or "
-                         f"(length, {model.rnn.input_size}), got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have shape (batch, length, {model.rnn.input_size}) or "
+            f"(length, {model.rnn.input_size}), got {tuple(x.shape)}"
+        )
     dtype = next(model.parameters()).dtype
     (x,) = to_model_device(model, x.to(dtype))
     return x
 
 
-def gradient_vs_distance(model: nn.Module, x: torch.Tensor, *,
-                         dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
+def gradient_vs_distance(
+    model: nn.Module, x: torch.Tensor, *, dtype: torch.dtype | None = torch.float64
+) -> torch.Tensor:
     """``|dy_T/dx_t| / |dy_T/dx_T|`` for every step t of every sequence: how much the last output
     depends on an input t steps back, relative to the newest input.
 
@@ -85,8 +97,9 @@ def gradient_vs_distance(model: nn.Module, x: torch.Tensor, *,
     return norms / norms[:, -1:]
 
 
-def gradient_map(model: nn.Module, x: torch.Tensor, *,
-                 dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
+def gradient_map(
+    model: nn.Module, x: torch.Tensor, *, dtype: torch.dtype | None = torch.float64
+) -> torch.Tensor:
     """``|dy_t/dx_s|`` for every output step t and input step s (Madsen 2019's connectivity map).
 
     y_t is the readout of the hidden state at step t (summed over output features); the norm is
@@ -124,8 +137,9 @@ def _step(model: nn.Module, x_t: torch.Tensor, state: torch.Tensor) -> torch.Ten
     return h.view(H)
 
 
-def state_jacobians(model: nn.Module, x: torch.Tensor, *,
-                    dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
+def state_jacobians(
+    model: nn.Module, x: torch.Tensor, *, dtype: torch.dtype | None = torch.float64
+) -> torch.Tensor:
     """The per-step Jacobians J_t = ds_t/ds_(t-1) along one sequence, from a zero state.
 
     The state s is h for an RNN or GRU and [h; c] for an LSTM. For a vanilla RNN
@@ -149,8 +163,9 @@ def state_jacobians(model: nn.Module, x: torch.Tensor, *,
     state = torch.zeros(size, dtype=x.dtype, device=x.device)
     out = []
     for t in range(x.shape[0]):
-        jac = torch.autograd.functional.jacobian(lambda s: _step(model, x[t], s), state,
-                                                 vectorize=True)
+        jac = torch.autograd.functional.jacobian(
+            lambda s, x_t=x[t]: _step(model, x_t, s), state, vectorize=True
+        )
         out.append(jac.double().cpu())
         with torch.no_grad():
             state = _step(model, x[t], state)
@@ -168,8 +183,7 @@ def jacobian_product_norms(jacobians: torch.Tensor) -> torch.Tensor:
     """
     if not isinstance(jacobians, torch.Tensor):
         raise TypeError(f"jacobians must be a torch.Tensor, got {type(jacobians).__name__}")
-    if jacobians.dim() != 3 \
-            or jacobians.shape[1] != jacobians.shape[2]:
+    if jacobians.dim() != 3 or jacobians.shape[1] != jacobians.shape[2]:
         raise ValueError("jacobians must be a tensor of shape (length, S, S)")
     J = jacobians.double()
     product = torch.eye(J.shape[1], dtype=torch.float64)
@@ -180,8 +194,9 @@ def jacobian_product_norms(jacobians: torch.Tensor) -> torch.Tensor:
     return torch.tensor(norms, dtype=torch.float64)
 
 
-def hidden_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                          loss_fn: nn.Module | None = None) -> torch.Tensor:
+def hidden_gradient_norms(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module | None = None
+) -> torch.Tensor:
     """``|dL/dh_t|`` for every step t: the gradient reaching each hidden state through the
     recurrence (the total derivative, not just the readout's direct path).
 
@@ -212,7 +227,7 @@ def hidden_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     state: object = None
     hiddens = []
     for t in range(length):
-        _, state = model.rnn(x[:, t:t + 1], state)
+        _, state = model.rnn(x[:, t : t + 1], state)
         h = state[0] if isinstance(model.rnn, nn.LSTM) else state
         hiddens.append(h)
     loss = loss_fn(model.readout(hiddens[-1].view(batch, H)), y)
@@ -227,8 +242,9 @@ def _label(cell: str, forget_bias: float | None) -> str:
     return label
 
 
-def build(cell: str, *, forget_bias: float | None = None, hidden_size: int = 32,
-          input_size: int = 2) -> nn.Module:
+def build(
+    cell: str, *, forget_bias: float | None = None, hidden_size: int = 32, input_size: int = 2
+) -> nn.Module:
     """The chapter's models by name: "rnn_tanh", "rnn_relu", "irnn", "gru", "lstm".
 
     Args:
@@ -242,16 +258,21 @@ def build(cell: str, *, forget_bias: float | None = None, hidden_size: int = 32,
     if cell not in CELL_LABELS:
         raise ValueError(f"unknown cell {cell!r}; valid: {', '.join(CELL_LABELS)}")
     if cell == "irnn":
-        return models.rnn(nonlinearity="relu", irnn=True, hidden_size=hidden_size,
-                          input_size=input_size)
+        return models.rnn(nonlinearity="relu", irnn=True, hidden_size=hidden_size, input_size=input_size)
     if cell == "lstm":
         return models.lstm(forget_bias=forget_bias, hidden_size=hidden_size, input_size=input_size)
     return models.sequence_model(cell, hidden_size=hidden_size, input_size=input_size)
 
 
-def draw_map(grid: torch.Tensor, *, ax: plt.Axes | None = None, floor: float = 1e-16,
-             top: float | None = None, title: str | None = None,
-             colorbar: bool = True) -> plt.Axes:
+def draw_map(
+    grid: torch.Tensor,
+    *,
+    ax: plt.Axes | None = None,
+    floor: float = 1e-16,
+    top: float | None = None,
+    title: str | None = None,
+    colorbar: bool = True,
+) -> plt.Axes:
     """A heat map of ``log10 |dy_t/dx_s|`` (``gradient_map``), viridis, the future (s > t) blank and
     values below ``floor`` x ``top`` shown in grey ("below the floor").
 
@@ -282,8 +303,15 @@ def draw_map(grid: torch.Tensor, *, ax: plt.Axes | None = None, floor: float = 1
     future = np.triu(np.ones_like(g, dtype=bool), k=1)
     shown = np.ma.masked_where(future, np.maximum(logs, low - 1))
     cmap = plt.get_cmap("viridis").with_extremes(under="#bbbbbb", bad="white")
-    image = ax.imshow(shown, origin="lower", cmap=cmap, vmin=low, vmax=math.log10(top),
-                      extent=(0.5, length + 0.5, 0.5, length + 0.5), aspect="auto")
+    image = ax.imshow(
+        shown,
+        origin="lower",
+        cmap=cmap,
+        vmin=low,
+        vmax=math.log10(top),
+        extent=(0.5, length + 0.5, 0.5, length + 0.5),
+        aspect="auto",
+    )
     ax.set_xlabel("input step s")
     ax.set_ylabel("output step t")
     ax.grid(False)
@@ -295,8 +323,9 @@ def draw_map(grid: torch.Tensor, *, ax: plt.Axes | None = None, floor: float = 1
     return ax
 
 
-def draw_gradient_distance(length: int = 60, cell: str = "lstm", forget_bias: float = 1.0,
-                           hidden_size: int = 32, seed: int = 0) -> np.ndarray:
+def draw_gradient_distance(
+    length: int = 60, cell: str = "lstm", forget_bias: float = 1.0, hidden_size: int = 32, seed: int = 0
+) -> np.ndarray:
     """Two panels for one freshly initialised model on adding-problem inputs: left, the
     gradient ratio ``|dy_T/dx_t| / |dy_T/dx_T|`` against the distance T - t (median and range over
     16 sequences, log scale); right, the (t, s) map of ``|dy_t/dx_s|`` (``draw_map``).
@@ -328,14 +357,21 @@ def draw_gradient_distance(length: int = 60, cell: str = "lstm", forget_bias: fl
     fig, axes = panel_grid(2, width=4.6, height=3.6)
     distance = np.arange(int(length))[::-1]  # column t has distance T - t
     median = ratio.median(dim=0).values.numpy()
-    axes[0].fill_between(distance, ratio.min(dim=0).values.numpy(), ratio.max(dim=0).values.numpy(),
-                         alpha=0.25, color="#1f77b4", label="range over 16 sequences")
+    axes[0].fill_between(
+        distance,
+        ratio.min(dim=0).values.numpy(),
+        ratio.max(dim=0).values.numpy(),
+        alpha=0.25,
+        color="#1f77b4",
+        label="range over 16 sequences",
+    )
     axes[0].plot(distance, median, color="#1f77b4", label="median")
     axes[0].set_yscale("log")
     axes[0].set_xlabel("distance T - t (steps back)")
     axes[0].set_ylabel("|dy_T/dx_t| / |dy_T/dx_T|")
-    axes[0].set_title(f"{_label(cell, forget_bias)}: {median[0]:.1e} at T - t = {int(length) - 1}",
-                      fontsize=9)
+    axes[0].set_title(
+        f"{_label(cell, forget_bias)}: {median[0]:.1e} at T - t = {int(length) - 1}", fontsize=9
+    )
     axes[0].legend(loc="lower left")
     draw_map(gradient_map(model, x[:4]), ax=axes[1], title="|dy_t/dx_s| over (t, s)")
     fig.tight_layout()
@@ -359,14 +395,20 @@ def gradient_distance_explorer(length: int = 60, cell: str = "lstm", forget_bias
         raise ValueError(f"unknown cell {cell!r}; valid: {', '.join(CELL_LABELS)}")
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 5 <= length <= 150:
         raise ValueError(f"length must be an integer in [5, 150], got {length!r}")
-    if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float, np.floating)) \
-            or not -2.0 <= forget_bias <= 6.0:
+    if (
+        isinstance(forget_bias, bool)
+        or not isinstance(forget_bias, (int, float, np.floating))
+        or not -2.0 <= forget_bias <= 6.0
+    ):
         raise ValueError(f"forget_bias must be a number in [-2, 6], got {forget_bias!r}")
     # the forget bias comes before the cell: it only acts on the LSTM
     return explore(
         draw_gradient_distance,
         length=widgets.IntSlider(value=length, min=5, max=150, step=5, description="length T"),
-        forget_bias=widgets.FloatSlider(value=forget_bias, min=-2.0, max=6.0, step=0.5,
-                                        description="forget bias"),
+        forget_bias=widgets.FloatSlider(
+            value=forget_bias, min=-2.0, max=6.0, step=0.5, description="forget bias"
+        ),
         cell=widgets.Dropdown(options=list(CELL_LABELS), value=cell, description="cell"),
-        hidden_size=widgets.fixed(32), seed=widgets.fixed(0))
+        hidden_size=widgets.fixed(32),
+        seed=widgets.fixed(0),
+    )

@@ -21,8 +21,10 @@ from .plots import use_style
 
 def _check_model(model: object) -> ResidualMLP:
     if not isinstance(model, ResidualMLP):
-        raise TypeError(f"model must be a gradflow.models.ResidualMLP (see models.residual_mlp), "
-                        f"got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a gradflow.models.ResidualMLP (see models.residual_mlp), "
+            f"got {type(model).__name__}"
+        )
     return model
 
 
@@ -95,8 +97,10 @@ def lesion_errors(model: ResidualMLP, X: torch.Tensor, y: torch.Tensor) -> tuple
     was_training = model.training
     model.eval()
     try:
+
         def error(skip: tuple[int, ...]) -> float:
             return (model(X, skip=skip).argmax(dim=1) != y).double().mean().item()
+
         return error(()), [error((i,)) for i in range(len(model.blocks))]
     finally:
         model.train(was_training)
@@ -121,8 +125,9 @@ def autocorrelation(g: np.ndarray | torch.Tensor, lag: int = 1) -> float:
     return float(d[:-lag] @ d[lag:]) / denom
 
 
-def input_gradients_1d(model: ResidualMLP, *, n: int = 256, low: float = -2.0,
-                       high: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def input_gradients_1d(
+    model: ResidualMLP, *, n: int = 256, low: float = -2.0, high: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
     """dy/dx of a one-input, one-output network on a grid of ``n`` inputs in [low, high].
 
     BatchNorm layers first take the grid's own batch statistics (one forward pass in train mode),
@@ -169,8 +174,16 @@ def input_gradients_1d(model: ResidualMLP, *, n: int = 256, low: float = -2.0,
     return x[:, 0].detach().cpu().numpy(), g[:, 0].detach().cpu().numpy()
 
 
-def shattering(depths: list[int], seeds: list[int] | range, *, width: int = 128, lag: int = 1,
-               n: int = 256, random_bias: bool = True, **model_options: object) -> np.ndarray:
+def shattering(
+    depths: list[int],
+    seeds: list[int] | range,
+    *,
+    width: int = 128,
+    lag: int = 1,
+    n: int = 256,
+    random_bias: bool = True,
+    **model_options: object,
+) -> np.ndarray:
     """Lag autocorrelation of dy/dx over a 1-D grid for fresh networks, per seed and depth.
 
     Each network is ``models.residual_mlp(depth, width, in_features=1, out_features=1,
@@ -203,14 +216,20 @@ def shattering(depths: list[int], seeds: list[int] | range, *, width: int = 128,
             if random_bias:
                 for layer in net.modules():
                     if isinstance(layer, nn.Linear) and layer.bias is not None:
-                        bound = layer.in_features ** -0.5
+                        bound = layer.in_features**-0.5
                         nn.init.uniform_(layer.bias, -bound, bound)
             out[i, j] = autocorrelation(input_gradients_1d(net, n=n)[1], lag)
     return out
 
 
-def draw_gradient_highway(depth: int = 50, residual: bool = True, norm: str | None = None,
-                          init: str = "default", width: int = 64, seed: int = 0) -> np.ndarray:
+def draw_gradient_highway(
+    depth: int = 50,
+    residual: bool = True,
+    norm: str | None = None,
+    init: str = "default",
+    width: int = 64,
+    seed: int = 0,
+) -> np.ndarray:
     """Per-block forward variance (left) and gradient RMS (right) of a fresh residual MLP, and of the
     plain net with the same layers in grey for comparison, on one batch of 256 Gaussian inputs.
     Float64, so that a plain net's gradient below float32's range is still drawn.
@@ -241,10 +260,18 @@ def draw_gradient_highway(depth: int = 50, residual: bool = True, norm: str | No
         label = "residual" if res else "plain"
         color = "#1f77b4" if res else "#7f7f7f"
         blocks = np.arange(len(var))
-        axes[0].plot(blocks, np.maximum(var, 1e-300), color=color,
-                     label=f"{label}: Var(x_L) / Var(x_0) = {var[-1] / var[0]:.1e}")
-        axes[1].plot(blocks, np.maximum(grad, 1e-300), color=color,
-                     label=f"{label}: g_0 / g_L = {grad[0] / grad[-1]:.1e}")
+        axes[0].plot(
+            blocks,
+            np.maximum(var, 1e-300),
+            color=color,
+            label=f"{label}: Var(x_L) / Var(x_0) = {var[-1] / var[0]:.1e}",
+        )
+        axes[1].plot(
+            blocks,
+            np.maximum(grad, 1e-300),
+            color=color,
+            label=f"{label}: g_0 / g_L = {grad[0] / grad[-1]:.1e}",
+        )
     for ax, ylabel in zip(axes, ("Var(x_l)", "RMS of dL/dx_l")):
         ax.set_yscale("log")
         ax.set_xlabel("block l (0 = input side)")
@@ -255,8 +282,9 @@ def draw_gradient_highway(depth: int = 50, residual: bool = True, norm: str | No
     return axes
 
 
-def highway_explorer(depth: int = 50, residual: bool = True, norm: str | None = None,
-                     init: str = "default") -> None:
+def highway_explorer(
+    depth: int = 50, residual: bool = True, norm: str | None = None, init: str = "default"
+) -> None:
     """Sliders and drop-downs over ``draw_gradient_highway``: depth, residual on/off, the norm in
     the branch and the init scheme."""
     import ipywidgets as widgets
@@ -271,8 +299,14 @@ def highway_explorer(depth: int = 50, residual: bool = True, norm: str | None = 
         draw,
         depth=widgets.IntSlider(value=depth, min=1, max=100, description="blocks"),
         residual=widgets.Checkbox(value=residual, description="residual"),
-        norm=widgets.Dropdown(options=["none", "batch", "layer", "rms"],
-                              value="none" if norm is None else norm, description="norm"),
-        init=widgets.Dropdown(options=["default", "kaiming_normal", "xavier_normal", "lecun"],
-                              value=init, description="init"),
-        width=widgets.fixed(64), seed=widgets.fixed(0))
+        norm=widgets.Dropdown(
+            options=["none", "batch", "layer", "rms"],
+            value="none" if norm is None else norm,
+            description="norm",
+        ),
+        init=widgets.Dropdown(
+            options=["default", "kaiming_normal", "xavier_normal", "lecun"], value=init, description="init"
+        ),
+        width=widgets.fixed(64),
+        seed=widgets.fixed(0),
+    )

@@ -13,8 +13,8 @@ gradient whose entries are all finite but whose norm overflows float32 is report
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ class NonFiniteError(RuntimeError):
 @dataclass
 class History:
     """What ``fit`` saw. Lists run over steps; ``grad_norms[t][l]`` is layer l at step t."""
+
     layer_names: list[str]
     step: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
@@ -89,8 +90,9 @@ def _layer_span(names: list[str], total: int) -> str:
     return f"layers {names[-1]} (output side) ... {names[0]}: {len(names)} of {total}"
 
 
-def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module,
-             *, batch_size: int = 2048) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, *, batch_size: int = 2048
+) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` on (X, y) in eval mode; accuracy is NaN for regression.
 
     ``X`` and ``y`` are moved to the model's device; the model's mode is restored.
@@ -117,8 +119,8 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: nn.Mod
     total, correct = 0.0, 0
     try:
         for start in range(0, len(X), batch_size):
-            out = model(X[start:start + batch_size])
-            target = y[start:start + batch_size]
+            out = model(X[start : start + batch_size])
+            target = y[start : start + batch_size]
             total += loss_fn(out, target).item() * len(target)
             if target.dtype == torch.int64:
                 correct += (out.argmax(dim=1) == target).sum().item()
@@ -132,12 +134,25 @@ def _optional_positive(name: str, value: object) -> float | None:
     return None if value is None else _float_arg(name, value, low=0.0, low_open=True)
 
 
-def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
-        optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0,
-        batch_size: int = 64, loss: str | nn.Module = "cross_entropy",
-        clip_norm: float | None = None, clip_value: float | None = None, seed: int = 0,
-        eval_every: int = 100, on_nonfinite: str = "raise",
-        device: torch.device | str | None = None, progress: bool | None = None) -> History:
+def fit(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    steps: int = 1000,
+    lr: float = 0.1,
+    optimizer: str = "sgd",
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    batch_size: int = 64,
+    loss: str | nn.Module = "cross_entropy",
+    clip_norm: float | None = None,
+    clip_value: float | None = None,
+    seed: int = 0,
+    eval_every: int = 100,
+    on_nonfinite: str = "raise",
+    device: torch.device | str | None = None,
+    progress: bool | None = None,
+) -> History:
     """Train ``model`` on ``data`` with minibatch SGD or Adam and return its ``History``.
 
     Where the model ends up: ``fit`` moves ``model`` (in place, ``model.to(device)``) to
@@ -185,8 +200,9 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
     for name in ("X_train", "y_train", "X_test", "y_test"):
         value = getattr(data, name)
         if not isinstance(value, torch.Tensor) or value.dim() == 0 or len(value) == 0:
-            raise ValueError(f"data.{name} must be a non-empty tensor, got "
-                             f"{tuple(getattr(value, 'shape', ()))}")
+            raise ValueError(
+                f"data.{name} must be a non-empty tensor, got {tuple(getattr(value, 'shape', ()))}"
+            )
     if len(data.X_train) != len(data.y_train) or len(data.X_test) != len(data.y_test):
         raise ValueError("data: X_train/y_train and X_test/y_test must have matching lengths")
     steps = _int_arg("steps", steps, 1)
@@ -195,8 +211,10 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: sgd, adam")
     momentum = _float_arg("momentum", momentum, low=0.0)
     if optimizer == "adam" and momentum != 0:
-        raise ValueError(f"momentum applies to optimizer='sgd' only (Adam keeps its own moving "
-                         f"averages), got momentum={momentum} with 'adam'")
+        raise ValueError(
+            f"momentum applies to optimizer='sgd' only (Adam keeps its own moving "
+            f"averages), got momentum={momentum} with 'adam'"
+        )
     weight_decay = _float_arg("weight_decay", weight_decay, low=0.0)
     n = len(data.X_train)
     batch_size = _int_arg("batch_size", batch_size, 1)
@@ -217,8 +235,9 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
     elif callable(loss):
         loss_fn = loss
     else:
-        raise TypeError(f"loss must be a name ({', '.join(_LOSSES)}) or a loss module, got "
-                        f"{type(loss).__name__}")
+        raise TypeError(
+            f"loss must be a name ({', '.join(_LOSSES)}) or a loss module, got {type(loss).__name__}"
+        )
     if device is not None and not isinstance(device, (str, torch.device)):
         raise TypeError(f"device must be a str, a torch.device or None, got {type(device).__name__}")
     try:
@@ -257,6 +276,7 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
     bar = None
     if show:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=steps, leave=False, desc="training")
 
     def run_eval(t: int) -> None:
@@ -286,7 +306,7 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
     for t in range(1, steps + 1):
         if cursor + batch_size > n:  # new epoch, new seeded shuffle
             order, cursor = torch.randperm(n, generator=gen), 0
-        idx = order[cursor:cursor + batch_size].to(device)
+        idx = order[cursor : cursor + batch_size].to(device)
         cursor += batch_size
         xb, yb = data.X_train[idx], data.y_train[idx]
 
@@ -294,12 +314,16 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
         loss_t = loss_fn(model(xb), yb)
         if not torch.isfinite(loss_t):
             where = _first_nonfinite_output(model, xb)
-            return stop(f"step {t}: the loss is {loss_t.item()}; the forward pass first went "
-                        f"non-finite at {where}", t, t - 2 if t > 1 else -1)
+            return stop(
+                f"step {t}: the loss is {loss_t.item()}; the forward pass first went non-finite at {where}",
+                t,
+                t - 2 if t > 1 else -1,
+            )
         loss_t.backward()
 
-        per_layer = torch.stack([row_norm(ps) for ps in row_params]) if row_params else \
-            torch.zeros(0, device=device)
+        per_layer = (
+            torch.stack([row_norm(ps) for ps in row_params]) if row_params else torch.zeros(0, device=device)
+        )
         grads = [p.grad for p in params if p.grad is not None]
         if clip_norm is not None:
             total = torch.nn.utils.clip_grad_norm_(params, clip_norm)  # returns the pre-clip norm
@@ -310,23 +334,47 @@ def fit(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
             if entries_finite:
                 biggest = max(g.abs().max().item() for g in grads)
                 # name the layers: those whose own gradient norm overflows, else the largest entry's
-                over = [history.layer_names[i] for i in range(len(row_params))
-                        if not bool(torch.isfinite(per_layer[i]))]
-                top = max(range(len(row_params)), default=None,
-                          key=lambda i: max((p.grad.abs().max().item() for p in row_params[i]
-                                             if p.grad is not None), default=0.0))
-                where = (_layer_span(over, len(layers)) if over
-                         else f"layer {history.layer_names[top]}" if top is not None else "the model")
-                return stop(f"step {t}: exploding gradient in {where}: every entry is finite (the "
-                            f"largest |g| is {biggest:.2e}) but the gradient norm overflows "
-                            f"{str(total.dtype).replace('torch.', '')} ({total.item()})",
-                            t, t - 1)
-            bad = [history.layer_names[i] for i, ps in enumerate(row_params)
-                   if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in ps)]
-            where = (_layer_span(bad, len(layers)) if bad
-                     else "a parameter outside the weight layers (bias or norm)")
-            return stop(f"step {t}: the gradient norm is {total.item()}; non-finite weight "
-                        f"gradients in {where}", t, t - 1)
+                over = [
+                    history.layer_names[i]
+                    for i in range(len(row_params))
+                    if not bool(torch.isfinite(per_layer[i]))
+                ]
+                top = max(
+                    range(len(row_params)),
+                    default=None,
+                    key=lambda i: max(
+                        (p.grad.abs().max().item() for p in row_params[i] if p.grad is not None), default=0.0
+                    ),
+                )
+                where = (
+                    _layer_span(over, len(layers))
+                    if over
+                    else f"layer {history.layer_names[top]}"
+                    if top is not None
+                    else "the model"
+                )
+                return stop(
+                    f"step {t}: exploding gradient in {where}: every entry is finite (the "
+                    f"largest |g| is {biggest:.2e}) but the gradient norm overflows "
+                    f"{str(total.dtype).replace('torch.', '')} ({total.item()})",
+                    t,
+                    t - 1,
+                )
+            bad = [
+                history.layer_names[i]
+                for i, ps in enumerate(row_params)
+                if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in ps)
+            ]
+            where = (
+                _layer_span(bad, len(layers))
+                if bad
+                else "a parameter outside the weight layers (bias or norm)"
+            )
+            return stop(
+                f"step {t}: the gradient norm is {total.item()}; non-finite weight gradients in {where}",
+                t,
+                t - 1,
+            )
         if clip_value is not None:
             torch.nn.utils.clip_grad_value_(params, clip_value)
         if record:
