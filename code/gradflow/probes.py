@@ -229,6 +229,7 @@ _RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
 _REBUILD_MACS = 2**20
 _RETAIN_MAX = 16384  # larger layer outputs hand dL/dz over by reference (a pre-hook)
 _GRAIN = 32768  # at::internal::GRAIN_SIZE: smaller reductions never split across threads
+_FLOATS = (torch.float32, torch.float64)
 
 
 def _population_std(rows: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
@@ -243,8 +244,11 @@ def _population_std(rows: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         return rows[0].std(correction=0)
     if rows.shape[1] >= _GRAIN or rows.device.type != "cpu" or rows.shape[1] == 0:
         return torch.stack([r.std(correction=0) for r in rows])
-    dx = rows.double() - means.double()[:, None]
-    total = torch.cumsum(dx * dx, dim=1)[:, -1]
+    # in place: a (rows, n) double buffer is large, and each fresh one costs page faults
+    dx = rows.double()
+    dx.sub_(means.double()[:, None])
+    dx.mul_(dx)
+    total = dx.cumsum_(dim=1)[:, -1]
     return torch.sqrt(total / rows.shape[1]).to(rows.dtype)
 
 
@@ -398,6 +402,32 @@ def _after_forward(module: nn.Module, fn, before=None) -> _Patch:
         state["before"][key] = before
     state["calls"] = (tuple(state["before"].values()), tuple(state["after"].values()))
     return _Patch(module, key)
+
+
+def _grouped(raws: list[dict]) -> tuple[list, list, list]:
+    """(positions, stacked rows) for the tensors under "wg", "g" and "y" of ``raws``, one group
+    per shape, dtype and device, each stacked into a (layers, n) tensor. A tensor of _GRAIN or
+    more elements (or not float32/64) stays alone: a full reduction of it may be split across
+    threads, a row of a stack never is."""
+    result = []
+    for key in ("wg", "g", "y"):
+        groups: dict[tuple, tuple[list[int], list[torch.Tensor]]] = {}
+        for p, raw in enumerate(raws):
+            t = raw.get(key)
+            if t is None:
+                continue
+            alone = t.numel() >= _GRAIN or t.dtype not in _FLOATS
+            rows, ts = groups.setdefault((p,) if alone else (t.shape, t.dtype, t.device), ([], []))
+            rows.append(p)
+            ts.append(t)
+        result.append([(rows, _stack(ts)) for rows, ts in groups.values()])
+    return tuple(result)
+
+
+def _stack(ts: list[torch.Tensor]) -> torch.Tensor:
+    if len(ts) == 1:
+        return ts[0].reshape(1, -1)
+    return torch.stack(ts).reshape(len(ts), -1)
 
 
 class Probe:
@@ -908,83 +938,88 @@ class Probe:
         if self._cache is not None and not any(arrived):
             return list(self._cache)
         order = self.order
-        cells: dict[int, list[object]] = {i: [None] * len(STAT_NAMES) for i in order}
+        raws = [self._raw[i] for i in order]
+        self._weight_grads(raws)
+        # cells[p][k]: where statistic k of the layer at position p lands in the flat list
+        cells = [[-1] * len(STAT_NAMES) for _ in order]
         pieces: list[torch.Tensor] = []
+        size = 0
 
         def put(rows: list[int], k: int, values: torch.Tensor) -> None:
-            if values.dim() != 1:
-                values = values.reshape(-1)
-            n = len(pieces)
-            for j, i in enumerate(rows):
-                cells[i][k] = (n, j)
-            pieces.append(values)
+            nonlocal size
+            for j, p in enumerate(rows):
+                cells[p][k] = size + j
+            size += len(rows)
+            pieces.append(values.reshape(-1) if values.dim() != 1 else values)
 
-        def grouped(key: str) -> list[list[tuple[int, torch.Tensor]]]:
-            """Tensors under ``key``, grouped by shape, dtype and device; a tensor of _GRAIN or
-            more elements stays alone (a full reduction of it may be split across threads)."""
-            groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
-            for i in order:
-                t = self._raw[i].get(key)
-                if t is not None:
-                    big = t.numel() >= _GRAIN or t.dtype not in (torch.float32, torch.float64)
-                    groups.setdefault((i,) if big else (t.shape, t.dtype, t.device), []).append((i, t))
-            return list(groups.values())
-
-        def stack(items: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
-            if len(items) == 1:
-                return items[0][1].reshape(1, -1)
-            return torch.stack([t for _, t in items]).reshape(len(items), -1)
-
-        for i in order:
-            raw = self._raw[i]
-            ref = raw.get("wref")
-            if raw.get("wg") is None and ref is not None:
-                param, g, version = ref
-                if param.grad is g and g._version == version:
-                    raw["wg"] = g  # untouched since the backward pass: no copy was needed
-            if raw.get("wg") is None and raw.get("g") is not None and raw.get("x") is not None:
-                g, x = raw["g"], raw["x"]
-                raw["wg"] = g.reshape(-1, g.shape[-1]).t().mm(x.reshape(-1, x.shape[-1]))
-        for items in grouped("wg"):
-            rows = [i for i, _ in items]
-            stacked = stack(items)
+        wg, g, y = _grouped(raws)
+        for rows, stacked in wg:
             put(rows, 0, torch.linalg.vector_norm(stacked, dim=1))
             put(rows, 1, stacked.abs().mean(dim=1))
-        for items in grouped("g"):
-            rows = [i for i, _ in items]
-            stacked = stack(items)
+        for rows, stacked in g:
             norms = torch.linalg.vector_norm(stacked, dim=1)
             put(rows, 3, norms)
             put(rows, 2, torch.div(norms, math.sqrt(stacked.shape[1])))
-        for items in grouped("y"):
-            rows = [i for i, _ in items]
-            stacked = stack(items)
+        for rows, stacked in y:
             means = stacked.mean(dim=1)
             put(rows, 4, means)
             put(rows, 5, _population_std(stacked, means))
-            by_act: dict[str, list[int]] = {}
-            for j, (i, _) in enumerate(items):
-                name = self._raw[i].get("act")
-                if name is None:
-                    continue
-                if name in _SLOPE_FROM_OUTPUT and self._raw[i].get("z") is None:
-                    by_act.setdefault(name, []).append(j)
-                else:
-                    put([i], 6, _saturation(name, self._raw[i]["y"], self._raw[i].get("z")))
-            for name, js in by_act.items():
-                sub = stacked if len(js) == len(items) else stacked[js]
-                slow = _SLOPE_FROM_OUTPUT[name](sub) < 0.05 * activations.MAX_DERIVATIVE[name]
-                put([items[j][0] for j in js], 6, torch.mean(slow, dim=1, dtype=torch.float32))
+            self._put_saturation(raws, rows, stacked, put)
         flat = torch.cat(pieces).tolist() if pieces else []
-        offsets = [0]
-        for p in pieces:
-            offsets.append(offsets[-1] + p.numel())
-        out = []
-        for i in order:
-            nums = [math.nan if c is None else flat[offsets[c[0]] + c[1]] for c in cells[i]]
-            out.append(LayerStats(self._weights[i].name, *nums, activation=self._raw[i].get("act")))
+        flat.append(math.nan)  # cells[p][k] == -1: not measured
+        names = [self._weights[i].name for i in order]
+        out = [
+            LayerStats(name, *[flat[c] for c in cell], activation=raw.get("act"))
+            for name, cell, raw in zip(names, cells, raws)
+        ]
         self._cache = out
         return list(out)
+
+    @staticmethod
+    def _weight_grads(raws: list[dict]) -> None:
+        """Set every slot's dL/dW ("wg"): the live .grad if untouched since the backward pass,
+        else rebuilt as G^T X from the layer's dL/dz and input (nn.Linear)."""
+        for raw in raws:
+            if raw.get("wg") is not None:
+                continue
+            ref = raw.get("wref")
+            if ref is not None:
+                _, g, version = ref
+                # unchanged in place since the backward pass (its version counter says): still
+                # this pass's dL/dW, even where .grad has since moved on to a new tensor (a
+                # zero_grad(set_to_none=True) and later passes, as with every > 1)
+                if g._version == version:
+                    raw["wg"] = g
+                    continue
+            g, x = raw.get("g"), raw.get("x")
+            if g is not None and x is not None:
+                if g.dim() != 2:
+                    g = g.reshape(-1, g.shape[-1])
+                if x.dim() != 2:
+                    x = x.reshape(-1, x.shape[-1])
+                raw["wg"] = g.t().mm(x)
+
+    @staticmethod
+    def _put_saturation(raws: list[dict], rows: list[int], stacked: torch.Tensor, put) -> None:
+        """Saturation of the layers in ``rows`` (positions; their outputs are ``stacked``): one
+        batched comparison per activation whose slope comes from its output."""
+        by_act: dict[str, list[int]] = {}
+        for j, p in enumerate(rows):
+            raw = raws[p]
+            name = raw.get("act")
+            if name is None:
+                continue
+            if name in _SLOPE_FROM_OUTPUT and raw.get("z") is None:
+                by_act.setdefault(name, []).append(j)
+            else:
+                put([p], 6, _saturation(name, raw["y"], raw.get("z")))
+        for name, js in by_act.items():
+            sub = stacked if len(js) == len(rows) else stacked[js]
+            slow = _SLOPE_FROM_OUTPUT[name](sub) < 0.05 * activations.MAX_DERIVATIVE[name]
+            # the bits of torch.mean(slow, dim=1, dtype=float32) (a float32 sum of 0s and 1s is
+            # an exact count, then divided by n), without mean's slow bool-to-float reduction
+            fraction = slow.sum(dim=1).to(torch.float32).div_(slow.shape[1])
+            put([rows[j] for j in js], 6, fraction)
 
     def column(self, stat: str) -> list[float]:
         """One statistic for every layer, input side first.
