@@ -489,6 +489,7 @@ class Probe:
         self._fed: dict[int, tuple[nn.Module, int, str]] = {}
         self._last_act: tuple | None = None
         self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._toggled: tuple[list, bool] | None = None  # (handles, active) _start_pass last set
         self._passes = 0
         self._active = True
         self._in_pass = False
@@ -669,11 +670,16 @@ class Probe:
         self._active = self._order is None or self._passes % self.every == 0
         self._passes += 1
         if self.every > 1:  # the other passes run the modules' own forward, unwrapped
-            for h in self._module_handles:
-                if self._active:
-                    h.resume()
-                else:
-                    h.suspend()
+            # only when recording starts or stops, or the wrappers are new (a Python call per
+            # layer on every pass would cost more than the suspended hooks save)
+            toggled = self._toggled
+            if toggled is None or toggled[0] is not self._module_handles or toggled[1] != self._active:
+                for h in self._module_handles:
+                    if self._active:
+                        h.resume()
+                    else:
+                        h.suspend()
+                self._toggled = (self._module_handles, self._active)
             for h in self._acc_handles:
                 h.remove()
             self._acc_handles = []
@@ -1015,7 +1021,11 @@ class Probe:
                 put([p], 6, _saturation(name, raw["y"], raw.get("z")))
         for name, js in by_act.items():
             sub = stacked if len(js) == len(rows) else stacked[js]
-            slow = _SLOPE_FROM_OUTPUT[name](sub) < 0.05 * activations.MAX_DERIVATIVE[name]
+            if name == "tanh" and len(js) > 1:  # sub is a stack of our own: no fresh buffers
+                slope = sub.pow_(2).neg_().add_(1.0)  # the bits of 1.0 - y**2
+            else:
+                slope = _SLOPE_FROM_OUTPUT[name](sub)
+            slow = slope < 0.05 * activations.MAX_DERIVATIVE[name]
             # the bits of torch.mean(slow, dim=1, dtype=float32) (a float32 sum of 0s and 1s is
             # an exact count, then divided by n), without mean's slow bool-to-float reduction
             fraction = slow.sum(dim=1).to(torch.float32).div_(slow.shape[1])
