@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import activations
+from . import _reduce, activations
 from .core import to_model_device
 
 STAT_NAMES = (
@@ -88,23 +88,8 @@ class LayerStats:
     activation: str | None = None
 
 
-# Local slopes computed from an activation's output y (bit for bit what activations.derivative
-# gives from its input, without evaluating the activation again): the probe's per-step saturation.
-_SLOPE_FROM_OUTPUT = {
-    "sigmoid": lambda y: y * (1.0 - y),
-    "tanh": lambda y: 1.0 - y**2,
-    "relu": lambda y: (y > 0).to(y.dtype),
-}
-# activations whose slope can be negative (GELU, SiLU dip below 0): saturation compares |slope|
-_SIGNED_SLOPE = {"gelu", "silu"}
-
-
-def _saturation(name: str, y: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-    """Fraction of units whose |local slope| is < 5% of the activation's maximum (from y if z is None)."""
-    slope = _SLOPE_FROM_OUTPUT[name](y) if z is None else activations.derivative(name, z)
-    if name in _SIGNED_SLOPE:
-        slope = slope.abs()
-    return torch.mean(slope < 0.05 * activations.MAX_DERIVATIVE[name], dtype=torch.float32)
+_SLOPE_FROM_OUTPUT = _reduce.SLOPE_FROM_OUTPUT
+_saturation = _reduce.saturation
 
 
 # -- argument checks shared by probes, train and diagnose ------------------------------------
@@ -228,28 +213,6 @@ def layers_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
 _RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
 _REBUILD_MACS = 2**20
 _RETAIN_MAX = 16384  # larger layer outputs hand dL/dz over by reference (a pre-hook)
-_GRAIN = 32768  # at::internal::GRAIN_SIZE: smaller reductions never split across threads
-_FLOATS = (torch.float32, torch.float64)
-
-
-def _population_std(rows: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-    """``row.std(correction=0)`` for every row of a (rows, n) float tensor, bit for bit.
-
-    A full ``std`` on the CPU takes the float mean, then adds up (x - mean)^2 one element after
-    the other in double precision, divides, takes the square root and rounds to the tensor's
-    dtype; a cumulative sum in double adds in that same order. Tensors of ``_GRAIN`` elements or
-    more are reduced one by one (``Tensor.std``), so this holds for any thread count.
-    """
-    if len(rows) == 1:
-        return rows[0].std(correction=0)
-    if rows.shape[1] >= _GRAIN or rows.device.type != "cpu" or rows.shape[1] == 0:
-        return torch.stack([r.std(correction=0) for r in rows])
-    # in place: a (rows, n) double buffer is large, and each fresh one costs page faults
-    dx = rows.double()
-    dx.sub_(means.double()[:, None])
-    dx.mul_(dx)
-    total = dx.cumsum_(dim=1)[:, -1]
-    return torch.sqrt(total / rows.shape[1]).to(rows.dtype)
 
 
 def _unrolled(module: nn.RNNBase, inputs: tuple) -> tuple[object, list[torch.Tensor]] | None:
@@ -404,32 +367,6 @@ def _after_forward(module: nn.Module, fn, before=None) -> _Patch:
     return _Patch(module, key)
 
 
-def _grouped(raws: list[dict]) -> tuple[list, list, list]:
-    """(positions, stacked rows) for the tensors under "wg", "g" and "y" of ``raws``, one group
-    per shape, dtype and device, each stacked into a (layers, n) tensor. A tensor of _GRAIN or
-    more elements (or not float32/64) stays alone: a full reduction of it may be split across
-    threads, a row of a stack never is."""
-    result = []
-    for key in ("wg", "g", "y"):
-        groups: dict[tuple, tuple[list[int], list[torch.Tensor]]] = {}
-        for p, raw in enumerate(raws):
-            t = raw.get(key)
-            if t is None:
-                continue
-            alone = t.numel() >= _GRAIN or t.dtype not in _FLOATS
-            rows, ts = groups.setdefault((p,) if alone else (t.shape, t.dtype, t.device), ([], []))
-            rows.append(p)
-            ts.append(t)
-        result.append([(rows, _stack(ts)) for rows, ts in groups.values()])
-    return tuple(result)
-
-
-def _stack(ts: list[torch.Tensor]) -> torch.Tensor:
-    if len(ts) == 1:
-        return ts[0].reshape(1, -1)
-    return torch.stack(ts).reshape(len(ts), -1)
-
-
 class Probe:
     """Context manager that records ``LayerStats`` for every layer of ``model``.
 
@@ -481,7 +418,8 @@ class Probe:
         self._weight_handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
         self._rebuild: set[int] = set()  # nn.Linear rows whose dL/dW is rebuilt as G^T X
         self._big: set[int] = set()  # larger nn.Linear rows: .grad itself while unchanged
-        self._acc_handles: list[torch.utils.hooks.RemovableHandle] = []
+        # a recorded pass still to hook: once its backward is over, _grab takes .grad references
+        self._grab_pending = False
         self._hooks: list[tuple[nn.Module, object]] | None = None
         # an activation whose output is exactly the next nn.Linear's input (checked in the first
         # pass) needs no hook of its own: that layer's hook reads it. layer -> (row, name)
@@ -498,6 +436,7 @@ class Probe:
         self._followed: set[int] = set()
         self._raw: dict[int, dict[str, object]] = {i: {} for i in range(len(self._weights))}
         self._cache: list[LayerStats] | None = None
+        self._reducer: tuple | None = None  # (signature, _reduce.Reducer)
         self._act_names: dict[int, str] = {}
         self._hidden: dict[str, list[torch.Tensor | None]] = {}
         self._hidden_shape: dict[str, tuple[int, int]] = {}
@@ -555,11 +494,7 @@ class Probe:
             self._hooks = self._build_hooks()
         self._install_module_hooks()
         for i, w in enumerate(self._weights):
-            if i in self._big:
-                param = w.module._parameters[w.key]
-                handle = param.register_post_accumulate_grad_hook(self._accumulated_hook(i))
-                self._weight_handles[i] = handle
-            elif not w.parametrized and i not in self._rebuild:
+            if not w.parametrized and i not in self._rebuild and i not in self._big:
                 # (an nn.Linear that rebuilds its weight gradient needs none, see _freeze_order)
                 handle = w.module._parameters[w.key].register_hook(self._weight_hook(i))
                 self._weight_handles[i] = handle
@@ -589,13 +524,11 @@ class Probe:
             *self._discovery,
             *self._weight_handles.values(),
             *self._module_handles,
-            *self._acc_handles,
         ):
             h.remove()
         self._handles.clear()
         self._weight_handles.clear()
         self._module_handles = []
-        self._acc_handles = []
         self._pass_handles.clear()
         self._discovery.clear()
         self._depth = 0
@@ -660,10 +593,6 @@ class Probe:
                     self._rebuild.add(i)
                 else:
                     self._big.add(i)
-                    param = w.module.weight
-                    self._weight_handles[i] = param.register_post_accumulate_grad_hook(
-                        self._accumulated_hook(i)
-                    )
 
     # -- hooks ----------------------------------------------------------------------------
     def _start_pass(self, module: nn.Module, inputs: object) -> None:
@@ -680,22 +609,16 @@ class Probe:
                     else:
                         h.suspend()
                 self._toggled = (self._module_handles, self._active)
-            for h in self._acc_handles:
-                h.remove()
-            self._acc_handles = []
-            if self._active and self._order is not None:
-                # a recorded pass among many: .grad itself, while untouched, spares the rebuild
-                for i in self._rebuild:
-                    param = self._weights[i].module.weight
-                    self._acc_handles.append(
-                        param.register_post_accumulate_grad_hook(self._accumulated_hook(i))
-                    )
         self._in_pass = True
         self._calls.clear()
         self._current = None
         if self._active:
             self._pass_handles = []
             self._cache = None
+            # the weights whose .grad this pass's backward will leave: taken once it is over
+            self._grab_pending = self._order is not None and bool(
+                self._big or (self.every > 1 and self._rebuild)
+            )
         if self._order is None:
             self._events = {}
             self._followed = set()
@@ -737,11 +660,14 @@ class Probe:
         if self._depth:
             fn(grads[k])
 
-    def _linear_grad(self, slot: dict, x: torch.Tensor, k: int, grads: tuple) -> None:
-        """dL/dz of an nn.Linear, with the input x it saw: dL/dW = G^T X is rebuilt when read
-        (the weight hook, which runs after this one in the first pass, may set a copy instead)."""
+    def _linear_grad(self, slot: dict, k: int, grads: tuple) -> None:
+        """dL/dz of an nn.Linear, with the input x it saw (kept in the slot, not in this hook:
+        a hook that holds x would keep it alive as long as the graph, which a retained output
+        keeps alive): dL/dW = G^T X is rebuilt when read (the weight hook, which runs after this
+        one in the first pass, may set a copy instead)."""
         if self._depth:
             slot["g"], slot["wg"] = grads[k], None
+            x = slot.pop("x_seen", None)
             if x is not None:
                 slot["x"] = x
             self._cache = None
@@ -789,6 +715,9 @@ class Probe:
                 if i in big or (i in rebuild and every > 1):
                     slot["fresh"] = module._parameters["weight"].grad is None
                     slot["wref"] = None
+                if self._grab_pending and out.grad_fn is not None:  # one hook per pass
+                    self._grab_pending = False
+                    self._pass_handles.append(out.grad_fn.register_prehook(self._queue_grab))
                 prev = slot.get("out")
                 if prev is not None:  # the previous pass's dL/dz, if its backward ran
                     g = prev.grad
@@ -805,31 +734,37 @@ class Probe:
                     slot["out_x"] = inputs[0] if keep_x else None
                 else:  # a large dL/dz: a reference (retain_grad would copy it)
                     slot["out"] = None
+                    # the previous pass's dL/dz and input go now, before this pass allocates
+                    # its own: held until the backward, they would keep the allocator from
+                    # reusing their (cache-warm) memory, on every step (about 3% of a step)
+                    slot["g"] = slot["x"] = slot["wg"] = None
+                    slot["x_seen"] = inputs[0] if keep_x else None
                     node = out.grad_fn
-                    x = inputs[0] if keep_x else None
                     if node is not None:
                         self._pass_handles.append(
-                            node.register_prehook(
-                                functools.partial(self._linear_grad, slot, x, out.output_nr)
-                            )
+                            node.register_prehook(functools.partial(self._linear_grad, slot, out.output_nr))
                         )
                     else:
                         self._grad_of(out, functools.partial(self._set_grad, slot))
 
         return hook
 
-    def _accumulated_hook(self, i: int):
-        slot = self._raw[i]
+    def _queue_grab(self, grads: tuple) -> None:
+        if self._depth:  # (runs in the backward pass: _grab runs once the backward is over)
+            torch.autograd.Variable._execution_engine.queue_callback(self._grab)
 
-        def hook(param: torch.Tensor) -> None:
-            if self._active and self._depth:
-                g = param.grad
-                # .grad is this pass's gradient only if there was none before the pass
-                slot["wref"] = (param, g, g._version) if slot.get("fresh") and g is not None else None
+    def _grab(self) -> None:
+        """A reference to each nn.Linear's .grad (with its version counter), where .grad held
+        nothing before the pass, so that it is this pass's gradient. One call per pass instead
+        of a hook per weight."""
+        rows = self._big if self.every == 1 else (*self._big, *self._rebuild)
+        for i in rows:
+            slot = self._raw[i]
+            if "fresh" in slot:
+                g = self._weights[i].module._parameters["weight"].grad
+                slot["wref"] = (g, g._version) if slot["fresh"] and g is not None else None
                 slot["wg"] = None
-                self._cache = None
-
-        return hook
+        self._cache = None
 
     @staticmethod
     def _resolve(slot: dict, drop: bool = False) -> bool:
@@ -936,100 +871,78 @@ class Probe:
     def stats(self) -> list[LayerStats]:
         """The latest statistics of every layer, input side first.
 
-        Computed on the first read after a pass (then kept): tensors of equal shape are stacked
-        and reduced together (a row-wise reduction gives the very bits of the same reduction on
-        each tensor alone), and every number comes to Python in one transfer.
+        Computed on the first read after a pass (then kept), by a ``_reduce.Reducer``: tensors of
+        equal shape are stacked and reduced together (a row-wise reduction gives the very bits
+        of the same reduction on each tensor alone), and every number comes to Python in one
+        transfer.
         """
-        arrived = [self._resolve(slot) for slot in self._raw.values() if "out" in slot]
-        if self._cache is not None and not any(arrived):
+        arrived = False
+        for slot in self._raw.values():  # (what _resolve does, inline: this runs on every read)
+            if "out" in slot:
+                out = slot["out"]
+                grad = None if out is None else out.grad
+                if grad is not None or out is None:
+                    del slot["out"]
+                    x = slot.pop("out_x", None)
+                    if grad is not None:
+                        slot["g"] = grad
+                        arrived = True
+                        if x is not None:
+                            slot["x"], slot["wg"] = x, None
+        if self._cache is not None and not arrived:
             return list(self._cache)
         order = self.order
-        raws = [self._raw[i] for i in order]
-        self._weight_grads(raws)
-        # cells[p][k]: where statistic k of the layer at position p lands in the flat list
-        cells = [[-1] * len(STAT_NAMES) for _ in order]
-        pieces: list[torch.Tensor] = []
-        size = 0
-
-        def put(rows: list[int], k: int, values: torch.Tensor) -> None:
-            nonlocal size
-            for j, p in enumerate(rows):
-                cells[p][k] = size + j
-            size += len(rows)
-            pieces.append(values.reshape(-1) if values.dim() != 1 else values)
-
-        wg, g, y = _grouped(raws)
-        for rows, stacked in wg:
-            put(rows, 0, torch.linalg.vector_norm(stacked, dim=1))
-            put(rows, 1, stacked.abs().mean(dim=1))
-        for rows, stacked in g:
-            norms = torch.linalg.vector_norm(stacked, dim=1)
-            put(rows, 3, norms)
-            put(rows, 2, torch.div(norms, math.sqrt(stacked.shape[1])))
-        for rows, stacked in y:
-            means = stacked.mean(dim=1)
-            put(rows, 4, means)
-            put(rows, 5, _population_std(stacked, means))
-            self._put_saturation(raws, rows, stacked, put)
-        flat = torch.cat(pieces).tolist() if pieces else []
-        flat.append(math.nan)  # cells[p][k] == -1: not measured
-        names = [self._weights[i].name for i in order]
-        out = [
-            LayerStats(name, *[flat[c] for c in cell], activation=raw.get("act"))
-            for name, cell, raw in zip(names, cells, raws)
-        ]
+        wg, g, y, sat, acts = [], [], [], [], []
+        for i in order:
+            raw = self._raw[i]
+            w = raw.get("wg")
+            if w is None:
+                w = raw["wg"] = self._weight_grad(raw)
+            wg.append(w)
+            g.append(raw.get("g"))
+            y.append(raw.get("y"))
+            name = raw.get("act")
+            acts.append(name)
+            sat.append(self._slope_source(raw) if name is not None else None)
+        key = _reduce.signature(wg, g, y, sat)
+        if self._reducer is None or self._reducer[0] != key:
+            self._reducer = (key, _reduce.Reducer(wg, g, y, sat))
+        values = self._reducer[1].run(wg, g, y, sat)
+        weights = self._weights
+        out = [LayerStats(weights[i].name, *v, activation=a) for i, v, a in zip(order, values, acts)]
         self._cache = out
         return list(out)
 
     @staticmethod
-    def _weight_grads(raws: list[dict]) -> None:
-        """Set every slot's dL/dW ("wg"): the live .grad if untouched since the backward pass,
-        else rebuilt as G^T X from the layer's dL/dz and input (nn.Linear)."""
-        for raw in raws:
-            if raw.get("wg") is not None:
-                continue
-            ref = raw.get("wref")
-            if ref is not None:
-                _, g, version = ref
-                # unchanged in place since the backward pass (its version counter says): still
-                # this pass's dL/dW, even where .grad has since moved on to a new tensor (a
-                # zero_grad(set_to_none=True) and later passes, as with every > 1)
-                if g._version == version:
-                    raw["wg"] = g
-                    continue
-            g, x = raw.get("g"), raw.get("x")
-            if g is not None and x is not None:
-                if g.dim() != 2:
-                    g = g.reshape(-1, g.shape[-1])
-                if x.dim() != 2:
-                    x = x.reshape(-1, x.shape[-1])
-                raw["wg"] = g.t().mm(x)
+    def _slope_source(raw: dict) -> tuple | None:
+        """How a layer's saturation is measured: None (no known activation after it), from the
+        activation's output ("out", name, None), or from its input ("z", name, z)."""
+        name = raw.get("act")
+        if name is None or raw.get("y") is None:
+            return None
+        z = raw.get("z")
+        return ("out", name, None) if z is None and name in _SLOPE_FROM_OUTPUT else ("z", name, z)
 
     @staticmethod
-    def _put_saturation(raws: list[dict], rows: list[int], stacked: torch.Tensor, put) -> None:
-        """Saturation of the layers in ``rows`` (positions; their outputs are ``stacked``): one
-        batched comparison per activation whose slope comes from its output."""
-        by_act: dict[str, list[int]] = {}
-        for j, p in enumerate(rows):
-            raw = raws[p]
-            name = raw.get("act")
-            if name is None:
-                continue
-            if name in _SLOPE_FROM_OUTPUT and raw.get("z") is None:
-                by_act.setdefault(name, []).append(j)
-            else:
-                put([p], 6, _saturation(name, raw["y"], raw.get("z")))
-        for name, js in by_act.items():
-            sub = stacked if len(js) == len(rows) else stacked[js]
-            if name == "tanh" and len(js) > 1:  # sub is a stack of our own: no fresh buffers
-                slope = sub.pow_(2).neg_().add_(1.0)  # the bits of 1.0 - y**2
-            else:
-                slope = _SLOPE_FROM_OUTPUT[name](sub)
-            slow = slope < 0.05 * activations.MAX_DERIVATIVE[name]
-            # the bits of torch.mean(slow, dim=1, dtype=float32) (a float32 sum of 0s and 1s is
-            # an exact count, then divided by n), without mean's slow bool-to-float reduction
-            fraction = slow.sum(dim=1).to(torch.float32).div_(slow.shape[1])
-            put([rows[j] for j in js], 6, fraction)
+    def _weight_grad(raw: dict) -> torch.Tensor | None:
+        """A layer's dL/dW: the live .grad if untouched since the backward pass, else rebuilt as
+        G^T X from the layer's dL/dz and input (nn.Linear); None if neither is there."""
+        ref = raw.get("wref")
+        if ref is not None:
+            g, version = ref
+            # unchanged in place since the backward pass (its version counter says): still this
+            # pass's dL/dW, even where .grad has since moved on to a new tensor (a
+            # zero_grad(set_to_none=True) and later passes, as with every > 1)
+            if g._version == version:
+                return g
+        g, x = raw.get("g"), raw.get("x")
+        if g is None or x is None:
+            return None
+        if g.dim() != 2:
+            g = g.reshape(-1, g.shape[-1])
+        if x.dim() != 2:
+            x = x.reshape(-1, x.shape[-1])
+        return g.t().mm(x)
 
     def column(self, stat: str) -> list[float]:
         """One statistic for every layer, input side first.
