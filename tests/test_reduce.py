@@ -109,3 +109,32 @@ def test_a_std_the_shortcut_declines_is_asked_of_torch(monkeypatch):
     new = _run(_model(), probes.Probe, x, y)
     assert _bits(new) == _bits(ref)
     assert all(math.isfinite(row[6]) for row in new[-1][:-1])  # act_std of every hidden layer
+
+
+def test_tensors_of_one_size_and_different_shapes_share_a_stack_with_the_same_bits():
+    """(the output layer's dL/dW is 10 x 64, its dL/dz and output 64 x 10: one stack of flat rows)"""
+    from gradflow import models
+
+    def model():
+        torch.manual_seed(0)
+        return models.mlp(3, 64, in_features=12, out_features=10, activation="tanh")
+
+    g = torch.Generator().manual_seed(2)
+    x = [torch.randn(64, 12, generator=g) for _ in range(6)]
+    y = [torch.randint(0, 10, (64,), generator=g) for _ in range(6)]
+    made = []
+    ref = _run(model(), probe_reference.Probe, x, y)
+    new = _run(model(), lambda m: made.append(probes.Probe(m)) or made[0], x, y)
+    assert _bits(new) == _bits(ref)
+    assert any(b.shape == (3, 640) for b in _stacks(made[0]))
+
+
+def _stacks(probe):
+    """The stack buffers a probe's reducer holds (found in its steps' closures)."""
+    found = []
+    for step in probe._reducer[1].steps:
+        for cell in step.__closure__ or ():
+            v = cell.cell_contents
+            if isinstance(v, torch.Tensor) and v.dim() >= 2:
+                found.append(v)
+    return found

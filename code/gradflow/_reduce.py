@@ -1,14 +1,22 @@
 """The statistics a ``Probe`` reports, for every layer at once, bit for bit what torch's own
-reductions of each tensor give (``tests/test_probes_equal.py`` holds it to the Probe they replaced).
+reductions of each tensor give (``tests/test_probes_equal.py`` holds it to the Probe they
+replaced, ``tests/test_reduce.py`` each shortcut below to the operation it stands for).
 
-A read is dominated by the fixed cost of each tensor operation (a few microseconds, more when the
-training step has just pushed the code out of the CPU's caches), not by the arithmetic: so the
-tensors of equal shape are stacked and reduced row by row (a row-wise reduction of a row of fewer
-than 32768 elements gives the same bits as the full reduction of that tensor alone), into buffers
-kept from one read to the next, and every last step that is a single rounding (a division, a
-square root, a count over n) is done in Python on the numbers, not as one more tensor operation.
-A ``Reducer`` is built once for the shapes, dtypes and activations it sees; the Probe builds a
-new one when they change.
+A read costs the fixed price of each tensor operation (a few microseconds, ten times that when
+the training steps since the pass have pushed code and data out of the CPU's caches), not the
+arithmetic. So, on the CPU:
+
+- tensors of one size and dtype are stacked and reduced row by row (a row-wise reduction of a
+  contiguous row of fewer than 32768 elements gives the bits of the full reduction of that
+  tensor alone), into buffers kept from one read to the next;
+- a mean is torch's sum, divided here on the number (torch's CPU mean is that sum divided in
+  the dtype; a division in double rounded once to float32 is correctly rounded);
+- the std of float32 activations comes from sum x^2 and sum x in double, checked to round to
+  the float32 torch's own std gives, or asked of torch where that check fails (``_std_from_sums``);
+- a saturation count is one comparison (tanh: |y| >= ``tanh_edge``), summed as floats.
+
+A ``Reducer`` is built once for the sizes, dtypes and activations it sees; the Probe builds a new
+one when they change (``signature``).
 """
 
 from __future__ import annotations
@@ -91,7 +99,7 @@ class Reducer:
     """Reduces lists of tensors (one entry per layer, None where nothing was recorded) to the
     seven statistics of each layer. Built for one ``signature``; ``run`` may be called many times.
 
-    Tensors of one shape, dtype and device share one stack, whatever they hold, in the order
+    Tensors of one size, dtype and device share one stack, whatever they hold, in the order
     dL/dz rows, dL/dW rows, activation rows: one norm covers the first two kinds (dL/dW's rows are
     made absolute in place first: |w| has the norm of w) and one sum the last two (a mean on the
     CPU is that sum divided by n, a division done here on the numbers). Every result lands in
@@ -114,7 +122,9 @@ class Reducer:
         for column, ts in ((G_NORM, g), (W_NORM, wg), (A_MEAN, y)):
             for p, t in enumerate(ts):
                 if t is not None:
-                    key = (t.shape, t.dtype, t.device) if _shared(t) else (column, p)
+                    # (tensors of one size share a stack whatever their shapes: a row is the
+                    # flat tensor, in its memory order, the order a full reduction takes)
+                    key = (t.numel(), t.dtype, t.device) if _shared(t) else (column, p)
                     groups.setdefault(key, []).append((column, p))
         for key, members in groups.items():
             if len(key) == 3:
@@ -172,14 +182,16 @@ class Reducer:
         self._notes.append((p, k, req, j, kind, const, f32))
 
     def _batch(self, members: list[tuple[int, int]], wg: list, g: list, y: list, sat: list) -> None:
-        """Tensors of equal shape and dtype (float32/64), stacked into a buffer kept between reads."""
+        """Tensors of one size and dtype (float32/64), stacked into a buffer kept between reads."""
         gs = [p for c, p in members if c == G_NORM]
         ws = [p for c, p in members if c == W_NORM]
         ys = [p for c, p in members if c == A_MEAN]
         G, W, Y = len(gs), len(ws), len(ys)
         t = g[gs[0]] if gs else wg[ws[0]] if ws else y[ys[0]]
         R, n, f32, dtype, device = G + W + Y, t.numel(), t.dtype == torch.float32, t.dtype, t.device
-        buf = torch.empty((R, *t.shape), dtype=dtype, device=device)
+        shapes = {u.shape for u in [g[p] for p in gs] + [wg[p] for p in ws] + [y[p] for p in ys]}
+        one_shape = len(shapes) == 1  # else each tensor is stacked as a flat view
+        buf = torch.empty((R, *t.shape) if one_shape else (R, n), dtype=dtype, device=device)
         flat = buf.view(R, n)
         grads, absolute, acts, summed = flat[: G + W], flat[G : G + W], flat[G + W :], flat[G:]
         root = _float32(math.sqrt(n)) if f32 else math.sqrt(n)  # torch.div's scalar, in dtype
@@ -243,7 +255,10 @@ class Reducer:
                 views.append([(name, pick, req[0]) for name, pick, req in counts])
             to_norms, to_sums, to_stds, to_squares, to_totals, act_sums, to_counts = views
             kinds = (g, wg, y)
-            torch.stack([kinds[k][p] for k, p in rows], out=buf)
+            if one_shape:
+                torch.stack([kinds[k][p] for k, p in rows], out=buf)
+            else:
+                torch.stack([kinds[k][p].view(-1) for k, p in rows], out=buf)
             if W:
                 absolute.abs_()
             if G + W:

@@ -31,10 +31,12 @@ respect to its hidden state at every time step: ``probe.hidden_grad_norms("lstm"
 
 A probe is cheap enough to leave on a training loop (``tools/benchmark.py`` measures it): during
 a pass it keeps references, not copies, and computes nothing; ``stats()`` computes everything at
-once when read; ``Probe(model, every=k)`` records one pass in k. While entered, a probe wraps the
-``forward`` of the modules it watches (an instance attribute, removed on exit) instead of
-registering forward hooks, which would send every call down ``nn.Module``'s slow path, and asks
-autograd to keep dL/dz (``retain_grad``) on layer outputs.
+once when read (``gradflow._reduce``: tensors of one size stacked and reduced together, bit for
+bit torch's own reductions of each); ``Probe(model, every=k)`` records one pass in k. While
+entered, a probe wraps the ``forward`` of the modules it watches (an instance attribute, removed
+on exit) instead of registering forward hooks, which would send every call down ``nn.Module``'s
+slow path, asks autograd to keep dL/dz (``retain_grad``) on layer outputs, and takes the
+``.grad`` of each ``nn.Linear`` once the backward pass is over (one callback per pass).
 
 Depth order is the order in which layers run in a forward pass, not the order in which they were
 registered; a weight used inside a module without calling its owner (``out_proj`` inside
@@ -420,6 +422,7 @@ class Probe:
         self._big: set[int] = set()  # larger nn.Linear rows: .grad itself while unchanged
         # a recorded pass still to hook: once its backward is over, _grab takes .grad references
         self._grab_pending = False
+        self._grabbed: list | None = None  # (slot, module._parameters) of the rows _grab takes
         self._hooks: list[tuple[nn.Module, object]] | None = None
         # an activation whose output is exactly the next nn.Linear's input (checked in the first
         # pass) needs no hook of its own: that layer's hook reads it. layer -> (row, name)
@@ -683,6 +686,7 @@ class Probe:
         big = self._big
         feeds = self._feeds
         every = self.every
+        plan: list = []  # (feed slot, feed name, keeps y, keeps x, needs "fresh"), once frozen
 
         def hook(module: nn.Module, inputs: tuple, out: object) -> None:
             if self._in_pass:
@@ -692,60 +696,70 @@ class Probe:
             if not self._active:
                 return
             self._current = i if single else None
-            if self.track_activations and inputs:
-                if self._order is None:
+            if self._order is None:  # the first pass: find out what this layer is fed
+                if self.track_activations and inputs:
                     last = self._last_act
                     if last is not None and inputs[0] is last[2]:
                         self._fed[i] = (last[0], last[1], last[3])
                     self._last_act = None
-                else:
-                    feed = feeds.get(i)
-                    if feed is not None:  # the activation before this layer, from its input
-                        fed = self._raw[feed[0]]
-                        fed["y"], fed["z"], fed["act"] = inputs[0], None, feed[1]
+                keeps_y, keeps_x, fresh = self.track_activations, fast, False
+            else:
+                if not plan:  # what the frozen order decided, looked up once
+                    feed = feeds.get(i) if self.track_activations else None
+                    plan.extend(
+                        (
+                            None if feed is None else self._raw[feed[0]],
+                            None if feed is None else feed[1],
+                            self.track_activations and i not in self._followed,
+                            fast and (i in rebuild or i in big),
+                            i in big or (i in rebuild and every > 1),
+                        )
+                    )
+                fed, fed_name, keeps_y, keeps_x, fresh = plan
+                if fed is not None and inputs:  # the activation before this layer, from its input
+                    fed["y"], fed["z"], fed["act"] = inputs[0], None, fed_name
             if not single or not isinstance(out, torch.Tensor):
                 return
             # references only (no copies): reduced under no_grad when read, see stats()
-            if self.track_activations and not (self._order is not None and i in self._followed):
+            if keeps_y:
                 slot["y"], slot["act"], slot["z"] = out, None, None
-            if out.requires_grad:
-                keep_x = fast and (i in rebuild or i in big or self._order is None)
-                if keep_x and self._order is None:
-                    slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
-                if i in big or (i in rebuild and every > 1):
-                    slot["fresh"] = module._parameters["weight"].grad is None
-                    slot["wref"] = None
-                if self._grab_pending and out.grad_fn is not None:  # one hook per pass
-                    self._grab_pending = False
-                    self._pass_handles.append(out.grad_fn.register_prehook(self._queue_grab))
-                prev = slot.get("out")
-                if prev is not None:  # the previous pass's dL/dz, if its backward ran
-                    g = prev.grad
-                    if g is not None:
-                        slot["g"] = g
-                        px = slot["out_x"]
-                        if px is not None:
-                            slot["x"], slot["wg"] = px, None
-                if out.numel() < _RETAIN_MAX:
-                    # dL/dz arrives in out.grad (retain_grad: a C++ hook, no Python call in the
-                    # backward pass); it is picked up when read, or at the next pass, or at exit
-                    out.retain_grad()
-                    slot["out"] = out
-                    slot["out_x"] = inputs[0] if keep_x else None
-                else:  # a large dL/dz: a reference (retain_grad would copy it)
-                    slot["out"] = None
-                    # the previous pass's dL/dz and input go now, before this pass allocates
-                    # its own: held until the backward, they would keep the allocator from
-                    # reusing their (cache-warm) memory, on every step (about 3% of a step)
-                    slot["g"] = slot["x"] = slot["wg"] = None
-                    slot["x_seen"] = inputs[0] if keep_x else None
-                    node = out.grad_fn
-                    if node is not None:
-                        self._pass_handles.append(
-                            node.register_prehook(functools.partial(self._linear_grad, slot, out.output_nr))
-                        )
-                    else:
-                        self._grad_of(out, functools.partial(self._set_grad, slot))
+            if not out.requires_grad:
+                return
+            if self._order is None and keeps_x:
+                slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
+            if fresh:
+                slot["fresh"] = module._parameters["weight"].grad is None
+                slot["wref"] = None
+            if self._grab_pending and out.grad_fn is not None:  # one hook per pass
+                self._grab_pending = False
+                self._pass_handles.append(out.grad_fn.register_prehook(self._queue_grab))
+            prev = slot.get("out")
+            if prev is not None:  # the previous pass's dL/dz, if its backward ran
+                g = prev.grad
+                if g is not None:
+                    slot["g"] = g
+                    px = slot["out_x"]
+                    if px is not None:
+                        slot["x"], slot["wg"] = px, None
+            if out.numel() < _RETAIN_MAX:
+                # dL/dz arrives in out.grad (retain_grad: a C++ hook, no Python call in the
+                # backward pass); it is picked up when read, or at the next pass, or at exit
+                out.retain_grad()
+                slot["out"] = out
+                slot["out_x"] = inputs[0] if keeps_x else None
+            else:  # a large dL/dz: a reference (retain_grad would copy it)
+                slot["out"] = None
+                # the previous pass's dL/dz and input go now, before this pass allocates its
+                # own; x is kept in the slot, not in the hook (see _linear_grad)
+                slot["g"] = slot["x"] = slot["wg"] = None
+                slot["x_seen"] = inputs[0] if keeps_x else None
+                node = out.grad_fn
+                if node is not None:
+                    self._pass_handles.append(
+                        node.register_prehook(functools.partial(self._linear_grad, slot, out.output_nr))
+                    )
+                else:
+                    self._grad_of(out, functools.partial(self._set_grad, slot))
 
         return hook
 
@@ -757,11 +771,12 @@ class Probe:
         """A reference to each nn.Linear's .grad (with its version counter), where .grad held
         nothing before the pass, so that it is this pass's gradient. One call per pass instead
         of a hook per weight."""
-        rows = self._big if self.every == 1 else (*self._big, *self._rebuild)
-        for i in rows:
-            slot = self._raw[i]
+        if self._grabbed is None:  # (the rows are fixed once the order is)
+            rows = self._big if self.every == 1 else (*self._big, *self._rebuild)
+            self._grabbed = [(self._raw[i], self._weights[i].module._parameters) for i in rows]
+        for slot, params in self._grabbed:
             if "fresh" in slot:
-                g = self._weights[i].module._parameters["weight"].grad
+                g = params["weight"].grad
                 slot["wref"] = (g, g._version) if slot["fresh"] and g is not None else None
                 slot["wg"] = None
         self._cache = None
@@ -892,18 +907,15 @@ class Probe:
         if self._cache is not None and not arrived:
             return list(self._cache)
         order = self.order
-        wg, g, y, sat, acts = [], [], [], [], []
-        for i in order:
-            raw = self._raw[i]
-            w = raw.get("wg")
+        raws = [self._raw[i] for i in order]
+        wg = [raw.get("wg") for raw in raws]
+        for p, w in enumerate(wg):
             if w is None:
-                w = raw["wg"] = self._weight_grad(raw)
-            wg.append(w)
-            g.append(raw.get("g"))
-            y.append(raw.get("y"))
-            name = raw.get("act")
-            acts.append(name)
-            sat.append(self._slope_source(raw) if name is not None else None)
+                wg[p] = raws[p]["wg"] = self._weight_grad(raws[p])
+        g = [raw.get("g") for raw in raws]
+        y = [raw.get("y") for raw in raws]
+        acts = [raw.get("act") for raw in raws]
+        sat = [None if a is None else self._slope_source(raw) for a, raw in zip(acts, raws)]
         key = _reduce.signature(wg, g, y, sat)
         if self._reducer is None or self._reducer[0] != key:
             self._reducer = (key, _reduce.Reducer(wg, g, y, sat))
