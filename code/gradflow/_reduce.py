@@ -15,8 +15,10 @@ arithmetic. So, on the CPU:
   the float32 torch's own std gives, or asked of torch where that check fails (``_std_from_sums``);
 - a saturation count is one comparison (tanh: |y| >= ``tanh_edge``), summed as floats.
 
-A ``Reducer`` is built once for the sizes, dtypes and activations it sees; the Probe builds a new
-one when they change (``signature``).
+On a GPU each tensor is reduced alone, by the very operations the statistics are defined by (a
+GPU's reduction tree depends on the tensor's shape, its mean is a sum times 1/n), with every
+number still brought back in one transfer. A ``Reducer`` is built once for the sizes, dtypes and
+activations it sees; the Probe builds a new one when they change (``signature``).
 """
 
 from __future__ import annotations
@@ -75,9 +77,11 @@ def tanh_edge(dtype: torch.dtype) -> float:
 
 
 def _shared(t: torch.Tensor) -> bool:
-    """Whether ``t`` can be a row of a stack: a float32/64 contiguous tensor of 1 to _GRAIN - 1
-    elements (a larger reduction may be split across threads, a row of a stack never is)."""
-    return t.dtype in _FLOATS and 0 < t.numel() < _GRAIN and t.is_contiguous()
+    """Whether ``t`` can be a row of a stack: a float32/64 contiguous CPU tensor of 1 to
+    _GRAIN - 1 elements (a larger reduction may be split across threads, a row of a stack never
+    is). On a GPU a reduction's tree depends on the tensor's shape, and a mean is a sum times
+    1/n: there every tensor is reduced alone, by torch's own operations."""
+    return t.dtype in _FLOATS and 0 < t.numel() < _GRAIN and t.is_contiguous() and t.device.type == "cpu"
 
 
 def signature(wg: list, g: list, y: list, sat: list) -> tuple:
@@ -325,7 +329,8 @@ class Reducer:
                     scalars.append(wg[p].abs().mean())
 
         elif column == G_NORM:
-            plain = t.dtype in _FLOATS  # the division is one rounding in float32/64
+            # (on the CPU the division is one rounding in float32/64; on a GPU it is a * (1/b))
+            plain = t.dtype in _FLOATS and n > 0 and t.device.type == "cpu"
             root = math.sqrt(n)
             norm = self._scalar()
             self._note(p, G_NORM, None, norm)
@@ -396,7 +401,10 @@ class Reducer:
         for buffer in self.results:
             flat += buffer.tolist()
         if scalars:
-            flat += torch.stack(scalars).tolist() if len(scalars) > 1 else [scalars[0].item()]
+            device = scalars[0].device
+            if any(v.device != device for v in scalars):  # (a model spread over devices)
+                scalars = [v.cpu() for v in scalars]
+            flat += torch.stack(scalars).tolist()
         out = [NAN] * (7 * self.layers)
         for dest, src in self._plain:
             out[dest] = flat[src]
@@ -421,8 +429,9 @@ def _std_from_sums(root_q: float, total: float, n: float, mean: float) -> float 
     sum x^2 and from sum x, both added up in double, and from its float32 mean m; None where
     that cannot be sure to give torch's very float32.
 
-    torch adds the n squares (x_i - m)^2 of the double-precision differences one after the other:
-    a sum S within (n + 3) u S* of the exact S* = sum (x_i - m)^2 (u = 2^-53). Here
+    torch adds the n squares (x_i - m)^2 of the double-precision differences (one after the other
+    below 32768 elements, in chunks split across threads above): in any order, a sum within
+    (n + 3) u S* of the exact S* = sum (x_i - m)^2 (u = 2^-53). Here
     S = sum x^2 - 2 m sum x + n m^2, whose every term is known within (n + 8) u of
     (sqrt(sum x^2) + |m| sqrt(n))^2 =: B; the two square roots sqrt(S / n) differ by less than
     eps = (n + 8) u B / S + 8 u, relatively. Where the value widened by twice eps on both sides

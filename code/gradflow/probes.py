@@ -422,7 +422,9 @@ class Probe:
         self._big: set[int] = set()  # larger nn.Linear rows: .grad itself while unchanged
         # a recorded pass still to hook: once its backward is over, _grab takes .grad references
         self._grab_pending = False
-        self._grabbed: list | None = None  # (slot, module._parameters) of the rows _grab takes
+        # (slot, module._parameters) of the nn.Linear rows of this recorded pass whose .grad was
+        # None at its forward: their .grad after the backward is this pass's gradient (_grab)
+        self._fresh: list[tuple[dict, dict]] = []
         self._hooks: list[tuple[nn.Module, object]] | None = None
         # an activation whose output is exactly the next nn.Linear's input (checked in the first
         # pass) needs no hook of its own: that layer's hook reads it. layer -> (row, name)
@@ -619,6 +621,7 @@ class Probe:
             self._pass_handles = []
             self._cache = None
             # the weights whose .grad this pass's backward will leave: taken once it is over
+            self._fresh = []
             self._grab_pending = self._order is not None and bool(
                 self._big or (self.every > 1 and self._rebuild)
             )
@@ -663,16 +666,17 @@ class Probe:
         if self._depth:
             fn(grads[k])
 
-    def _linear_grad(self, slot: dict, k: int, grads: tuple) -> None:
-        """dL/dz of an nn.Linear, with the input x it saw (kept in the slot, not in this hook:
-        a hook that holds x would keep it alive as long as the graph, which a retained output
-        keeps alive): dL/dW = G^T X is rebuilt when read (the weight hook, which runs after this
-        one in the first pass, may set a copy instead)."""
+    def _linear_grad(self, slot: dict, token: int, k: int, grads: tuple) -> None:
+        """dL/dz of an nn.Linear in pass ``token``, with the input x that pass gave it: dL/dW =
+        G^T X is rebuilt when read (the weight hook, which runs after this one in the first
+        pass, may set a copy instead). x waits in the slot, tagged with its pass, not in this
+        hook: a hook holding x would keep it alive as long as the graph, which a retained output
+        keeps alive, and with it every activation of the previous pass. Where another forward
+        pass has replaced x since (two forwards, one backward), G has no X to pair with."""
         if self._depth:
+            seen = slot.get("x_seen")
             slot["g"], slot["wg"] = grads[k], None
-            x = slot.pop("x_seen", None)
-            if x is not None:
-                slot["x"] = x
+            slot["x"] = seen[1] if seen is not None and seen[0] == token else None
             self._cache = None
 
     def _set_grad(self, slot: dict, grad: torch.Tensor) -> None:
@@ -728,8 +732,9 @@ class Probe:
             if self._order is None and keeps_x:
                 slot["rows"] = inputs[0].numel() // max(inputs[0].shape[-1], 1)
             if fresh:
-                slot["fresh"] = module._parameters["weight"].grad is None
                 slot["wref"] = None
+                if module._parameters["weight"].grad is None:
+                    self._fresh.append((slot, module._parameters))
             if self._grab_pending and out.grad_fn is not None:  # one hook per pass
                 self._grab_pending = False
                 self._pass_handles.append(out.grad_fn.register_prehook(self._queue_grab))
@@ -749,14 +754,14 @@ class Probe:
                 slot["out_x"] = inputs[0] if keeps_x else None
             else:  # a large dL/dz: a reference (retain_grad would copy it)
                 slot["out"] = None
-                # the previous pass's dL/dz and input go now, before this pass allocates its
-                # own; x is kept in the slot, not in the hook (see _linear_grad)
-                slot["g"] = slot["x"] = slot["wg"] = None
-                slot["x_seen"] = inputs[0] if keeps_x else None
+                token = self._passes
+                slot["x_seen"] = (token, inputs[0] if keeps_x else None)  # (see _linear_grad)
                 node = out.grad_fn
                 if node is not None:
                     self._pass_handles.append(
-                        node.register_prehook(functools.partial(self._linear_grad, slot, out.output_nr))
+                        node.register_prehook(
+                            functools.partial(self._linear_grad, slot, token, out.output_nr)
+                        )
                     )
                 else:
                     self._grad_of(out, functools.partial(self._set_grad, slot))
@@ -768,17 +773,16 @@ class Probe:
             torch.autograd.Variable._execution_engine.queue_callback(self._grab)
 
     def _grab(self) -> None:
-        """A reference to each nn.Linear's .grad (with its version counter), where .grad held
-        nothing before the pass, so that it is this pass's gradient. One call per pass instead
-        of a hook per weight."""
-        if self._grabbed is None:  # (the rows are fixed once the order is)
-            rows = self._big if self.every == 1 else (*self._big, *self._rebuild)
-            self._grabbed = [(self._raw[i], self._weights[i].module._parameters) for i in rows]
-        for slot, params in self._grabbed:
-            if "fresh" in slot:
-                g = params["weight"].grad
-                slot["wref"] = (g, g._version) if slot["fresh"] and g is not None else None
-                slot["wg"] = None
+        """Once a recorded backward pass is over: a reference to the .grad of each nn.Linear
+        that ran in it with no .grad before, if nothing has changed that .grad in place since
+        autograd made it (its version counter is still 0: not DDP's averaging, a hook's
+        scaling, clipping); a read uses it while the counter stays 0, and rebuilds G^T X
+        otherwise. One call per pass instead of a hook per weight."""
+        for slot, params in self._fresh:
+            g = params["weight"].grad
+            slot["wref"] = (g, 0) if g is not None and g._version == 0 else None
+            slot["wg"] = None
+        self._fresh = []
         self._cache = None
 
     @staticmethod
@@ -886,10 +890,19 @@ class Probe:
     def stats(self) -> list[LayerStats]:
         """The latest statistics of every layer, input side first.
 
-        Computed on the first read after a pass (then kept), by a ``_reduce.Reducer``: tensors of
-        equal shape are stacked and reduced together (a row-wise reduction gives the very bits
-        of the same reduction on each tensor alone), and every number comes to Python in one
-        transfer.
+        Computed on the first read after a pass (then kept), by a ``_reduce.Reducer``: on the
+        CPU, tensors of one size are stacked and reduced together (a row-wise reduction gives
+        the very bits of the same reduction on each tensor alone); every number comes to Python
+        in one transfer.
+
+        A layer's dL/dW is the raw gradient of the latest recorded pass, before clipping: the
+        ``.grad`` autograd left, if its version counter says nothing changed it in place, else
+        rebuilt (``nn.Linear``: G^T X) or copied during the pass. A change through
+        ``p.grad.data`` (``p.grad.data.mul_(c)``, as older code clips) does not move the
+        counter: clip with ``torch.nn.utils.clip_grad_norm_`` or in place on ``p.grad``. Two
+        recorded forward passes and one backward (a summed loss) give the latest forward's
+        dL/dz; dL/dW is then the sum over both only while ``.grad`` is untouched (after
+        clipping: a large layer's is NaN, a small one's that of the latest forward alone).
         """
         arrived = False
         for slot in self._raw.values():  # (what _resolve does, inline: this runs on every read)
