@@ -425,6 +425,7 @@ class Probe:
         # (slot, module._parameters) of the nn.Linear rows of this recorded pass whose .grad was
         # None at its forward: their .grad after the backward is this pass's gradient (_grab)
         self._fresh: list[tuple[dict, dict]] = []
+        self._large: tuple[int | None, list[dict]] = (None, [])  # (pass, its large-output slots)
         self._hooks: list[tuple[nn.Module, object]] | None = None
         # an activation whose output is exactly the next nn.Linear's input (checked in the first
         # pass) needs no hook of its own: that layer's hook reads it. layer -> (row, name)
@@ -674,6 +675,12 @@ class Probe:
         keeps alive, and with it every activation of the previous pass. Where another forward
         pass has replaced x since (two forwards, one backward), G has no X to pair with."""
         if self._depth:
+            if self._large[0] == token:  # this pass's backward has begun: the previous pass's
+                # dL/dz and inputs of the large layers go now, not one by one as the new ones
+                # arrive (held, they keep the allocator from reusing their cache-warm memory)
+                for other in self._large[1]:
+                    other["g"] = other["x"] = other["wg"] = None
+                self._large = (None, [])
             seen = slot.get("x_seen")
             slot["g"], slot["wg"] = grads[k], None
             slot["x"] = seen[1] if seen is not None and seen[0] == token else None
@@ -756,6 +763,9 @@ class Probe:
                 slot["out"] = None
                 token = self._passes
                 slot["x_seen"] = (token, inputs[0] if keeps_x else None)  # (see _linear_grad)
+                if self._large[0] != token:
+                    self._large = (token, [])
+                self._large[1].append(slot)
                 node = out.grad_fn
                 if node is not None:
                     self._pass_handles.append(
