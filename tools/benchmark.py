@@ -265,17 +265,29 @@ def probe_section(rows: list[dict], meta: dict) -> list[str]:
         "would send each call down `nn.Module`'s slow path), keeps references to each "
         "layer's input and output, and has autograd keep dL/dz on the output "
         "(`retain_grad`, a C++ hook; large outputs use a pre-hook on the output's `grad_fn` "
-        "and keep a reference). A small `nn.Linear` rebuilds its weight gradient when read "
-        "as G<sup>T</sup>X, the very product autograd computes; a large one reads `.grad` "
-        "itself if its version counter shows nothing (clipping, zeroing) changed it since "
-        "the backward pass, and rebuilds it otherwise. An activation whose output is the "
-        "next layer's input (checked in the first pass) is read there, without a hook of "
-        "its own. A read stacks tensors of equal shape and reduces them row by row, which "
-        "gives the bits of the per-tensor reductions (`tests/test_probes_equal.py` holds "
-        "every statistic bit for bit to the earlier implementation, with clipping in the "
-        "loop), and copies all numbers to Python in one transfer. With "
-        "`Probe(model, every=k)` the per-layer wrappers are installed for the recorded "
-        "passes only.",
+        "and keep a reference, which the hook itself must not hold: a hook that held the "
+        "layer's input kept the whole previous pass's activations alive, about 3% of every step "
+        "of the 256-wide case; the previous pass's tensors of a large layer go when the next "
+        "backward pass begins). One callback at the end of each recorded backward "
+        "pass keeps a reference to each `nn.Linear`'s `.grad` if its version counter is still 0 "
+        "(nothing, not even a hook during the backward, changed it); a read uses it while "
+        "nothing (clipping, zeroing) has changed it since, and otherwise rebuilds "
+        "the weight gradient as G<sup>T</sup>X, the very product autograd computes (a small "
+        "layer with `every=1` always rebuilds: one product per read is cheaper than a "
+        "callback per step). An activation whose output is the next layer's input (checked "
+        "in the first pass) is read there, without a hook of its own. A read "
+        "(`gradflow._reduce`) costs the fixed price of each tensor operation, ten times its "
+        "warm price after ten training steps, so it runs few of them: dL/dz, dL/dW and "
+        "activations of one size share one stack, reduced row by row (the bits of the "
+        "per-tensor reductions), into buffers kept between reads; means and rms are the "
+        "division of torch's sums, done on the numbers; the float32 std comes from sums in "
+        "double, checked to round to the float32 `torch.std` gives (or asked of torch); a "
+        "saturation count is one comparison; every number comes to Python in one transfer "
+        "per dtype. `tests/test_probes_equal.py` and `tests/test_reduce.py` hold every "
+        "statistic bit for bit to the earlier implementation, with clipping in the loop, "
+        "for float32 and float64, tensors too large to stack, and a std the shortcut "
+        "declines. With `Probe(model, every=k)` the per-layer wrappers are installed for "
+        "the recorded passes only.",
         "",
         "Noise: this machine is shared (2 cores; other jobs ran during the measurement), "
         "and the same code gives ratios a few hundredths apart from one run to the next "
@@ -346,7 +358,7 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="time the probe overhead only; rewrite only that section of the page",
     )
-    parser.add_argument("--probe-repeats", type=int, default=3, help="measurements per probe case (median)")
+    parser.add_argument("--probe-repeats", type=int, default=5, help="measurements per probe case (median)")
     parser.add_argument(
         "--probe-blocks", type=int, default=40, help="blocks of 10 steps of each kind per measurement"
     )
