@@ -87,8 +87,9 @@ def _shared(t: torch.Tensor) -> bool:
 def signature(wg: list, g: list, y: list, sat: list) -> tuple:
     """What a ``Reducer`` depends on: shape, dtype, device and layout of every tensor, and how
     each layer's saturation is measured."""
+    # (t.is_cpu stands for the device where it is the CPU: t.device builds an object each time)
     key = tuple(
-        None if t is None else (t.shape, t.dtype, t.device, t.is_contiguous())
+        None if t is None else (t.shape, t.dtype, t.is_cpu or t.device, t.is_contiguous())
         for ts in (wg, g, y)
         for t in ts
     )
@@ -219,6 +220,9 @@ class Reducer:
             mean = torch.empty(Y, dtype=dtype, device=device)
             centred = torch.empty((Y, n), dtype=dtype, device=device)
         if std_kind == "sums" and Y:
+            # the rows in double, in a buffer of our own: a norm or sum told to work in double
+            # makes that copy itself, in fresh memory, at every read
+            centred = torch.empty((Y, n), dtype=torch.float64, device=device)
             squares = self._request(torch.float64, device, Y)  # sqrt(sum x^2), in double
             totals = self._request(torch.float64, device, Y)  # sum x, in double
             stds = None
@@ -272,8 +276,9 @@ class Reducer:
             if not Y:
                 return
             if std_kind == "sums":
-                torch.linalg.vector_norm(acts, dim=1, dtype=torch.float64, out=to_squares)
-                torch.sum(acts, dim=1, dtype=torch.float64, out=to_totals)
+                centred.copy_(acts)
+                torch.linalg.vector_norm(centred, dim=1, out=to_squares)
+                torch.sum(centred, dim=1, out=to_totals)
             elif std_kind == "rows":
                 torch.stack([r.std(correction=0) for r in acts], out=to_stds)
             else:  # float64: (x - m)^2, added up in order by a cumulative sum
