@@ -286,7 +286,9 @@ def probe_section(rows: list[dict], meta: dict) -> list[str]:
         "per dtype. `tests/test_probes_equal.py` and `tests/test_reduce.py` hold every "
         "statistic bit for bit to the earlier implementation, with clipping in the loop, "
         "for float32 and float64, tensors too large to stack, and a std the shortcut "
-        "declines. With `Probe(model, every=k)` the per-layer wrappers are installed for "
+        "declines; `tests/test_probes_states.py` in the rarer states of a loop (a forward "
+        "pass without backward, a gradient changed in place during the backward, a layer a "
+        "pass skips, an empty batch). With `Probe(model, every=k)` the per-layer wrappers are installed for "
         "the recorded passes only.",
         "",
         "Noise: this machine is shared (2 cores; other jobs ran during the measurement), "
@@ -340,7 +342,7 @@ def write_page(
         )
     else:
         lines.append("Not measured in the last run (`--skip-pytest`).")
-    lines += probe_section(probe_rows, probe_meta)
+    lines += ["", *probe_section(probe_rows, probe_meta)]
     path.write_text("\n".join(lines))
 
 
@@ -396,8 +398,8 @@ def main(argv: list[str]) -> int:
         page = ROOT / "appendix" / "benchmark.md"
         if args.probes_only and page.exists() and "## What a probe costs" in page.read_text():
             text = page.read_text()
-            head = text[: text.index("## What a probe costs")]
-            page.write_text(head + "\n".join(probe_section(probe_rows, meta)))
+            head = text[: text.index("## What a probe costs")].rstrip("\n")
+            page.write_text(head + "\n\n" + "\n".join(probe_section(probe_rows, meta)))
         else:
             write_page(page, when, where, chapters, pytest_row, probe_rows, args.repeats, meta)
         print(f"wrote {page.relative_to(ROOT)}")
