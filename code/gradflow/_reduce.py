@@ -213,7 +213,8 @@ class Reducer:
         # the std: on the CPU, torch's std of one tensor takes its mean m in the dtype, then adds
         # up (x - m)^2 one element after the other in double precision. For float32, sum x^2 and
         # sum x in double give it (see _std_from_sums), checked to round to torch's float32; for
-        # float64, a cumulative sum of (x - m)^2 adds in torch's very order. On a GPU: row by row.
+        # float64, a cumulative sum of (x - m)^2 adds in torch's very order. (Stacks are built on
+        # the CPU only, see _shared; "rows", torch's std row by row, is the safe default.)
         std_kind = ("sums" if f32 else "cumsum") if device.type == "cpu" else "rows"
         mean = centred = squares = totals = stds = None
         if std_kind == "cumsum":
@@ -225,7 +226,6 @@ class Reducer:
             centred = torch.empty((Y, n), dtype=torch.float64, device=device)
             squares = self._request(torch.float64, device, Y)  # sqrt(sum x^2), in double
             totals = self._request(torch.float64, device, Y)  # sum x, in double
-            stds = None
         elif Y:
             stds = self._request(dtype, device, Y)
         for j, p in enumerate(ys):
