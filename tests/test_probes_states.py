@@ -4,18 +4,14 @@ place during the backward pass, a layer a pass does not use, an empty batch. Lay
 so that their outputs take the path for large tensors as well as the one for small ones."""
 
 import math
+import warnings
 
 import probe_reference
 import torch
-from test_probes_equal import _bits
+from test_probes_equal import _bits, _wide
 from torch import nn
 
 from gradflow import probes
-
-
-def _wide():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(12, 256), nn.Tanh(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 5))
 
 
 def _batch(n=96, seed=1):
@@ -122,12 +118,9 @@ def test_an_empty_batch_gives_nan_where_torch_does():
             model(torch.randn(0, 12)).sum().backward()
             return probe.stats()
 
-    with torch.autograd.set_grad_enabled(True):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # torch's std of nothing warns
-            new, ref = run(probes.Probe), run(probe_reference.Probe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's std of nothing warns
+        new, ref = run(probes.Probe), run(probe_reference.Probe)
     assert _bits([[tuple(s.__dict__.values())[:8] for s in new]]) == _bits(
         [[tuple(s.__dict__.values())[:8] for s in ref]]
     )

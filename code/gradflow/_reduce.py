@@ -214,13 +214,12 @@ class Reducer:
         # up (x - m)^2 one element after the other in double precision. For float32, sum x^2 and
         # sum x in double give it (see _std_from_sums), checked to round to torch's float32; for
         # float64, a cumulative sum of (x - m)^2 adds in torch's very order. (Stacks are built on
-        # the CPU only, see _shared; "rows", torch's std row by row, is the safe default.)
-        std_kind = ("sums" if f32 else "cumsum") if device.type == "cpu" else "rows"
+        # the CPU only, see _shared.)
         mean = centred = squares = totals = stds = None
-        if std_kind == "cumsum":
+        if not f32:
             mean = torch.empty(Y, dtype=dtype, device=device)
             centred = torch.empty((Y, n), dtype=dtype, device=device)
-        if std_kind == "sums" and Y:
+        if f32 and Y:
             # the rows in double, in a buffer of our own: a norm or sum told to work in double
             # makes that copy itself, in fresh memory, at every read
             centred = torch.empty((Y, n), dtype=torch.float64, device=device)
@@ -229,12 +228,10 @@ class Reducer:
         elif Y:
             stds = self._request(dtype, device, Y)
         for j, p in enumerate(ys):
-            if std_kind == "sums":
+            if f32:
                 self._note(p, A_STD, squares, j, _STD_SUMS, (float(n), totals, j), True)
-            elif std_kind == "cumsum":
-                self._note(p, A_STD, stds, j, _STD, float(n), False)
             else:
-                self._note(p, A_STD, stds, j)
+                self._note(p, A_STD, stds, j, _STD, float(n), False)
         # saturation: the rows whose slope comes from y, counted by activation; the rest alone
         by_act: dict[str, list[int]] = {}
         others: list[tuple[int, int]] = []  # (layer, scalar index)
@@ -275,12 +272,10 @@ class Reducer:
                 torch.sum(summed, dim=1, out=to_sums)
             if not Y:
                 return
-            if std_kind == "sums":
+            if f32:
                 centred.copy_(acts)
                 torch.linalg.vector_norm(centred, dim=1, out=to_squares)
                 torch.sum(centred, dim=1, out=to_totals)
-            elif std_kind == "rows":
-                torch.stack([r.std(correction=0) for r in acts], out=to_stds)
             else:  # float64: (x - m)^2, added up in order by a cumulative sum
                 torch.div(act_sums, n, out=mean)  # the mean, as torch.mean gives it
                 torch.sub(acts, mean[:, None], out=centred).mul_(centred)

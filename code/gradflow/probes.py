@@ -91,7 +91,6 @@ class LayerStats:
 
 
 _SLOPE_FROM_OUTPUT = _reduce.SLOPE_FROM_OUTPUT
-_saturation = _reduce.saturation
 
 
 # -- argument checks shared by probes, train and diagnose ------------------------------------
